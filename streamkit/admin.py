@@ -1,0 +1,67 @@
+"""Cluster checks and topic management with the admin client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
+    AdminClient,
+    ClusterMetadata,
+    NewTopic,
+)
+
+from streamkit.errors import BrokerUnavailableError, MissingTopicsError
+
+
+def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client and the cluster's metadata; raises if no broker answers in time."""
+    admin = AdminClient(settings)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        servers = settings.get("bootstrap.servers", "?")
+        raise BrokerUnavailableError(
+            f"no Kafka broker answered at {servers} within {timeout:g}s ({exc.args[0].str()})"
+        ) from None
+    return admin, metadata
+
+
+def check_topics(metadata: ClusterMetadata, needed: list[str]) -> None:
+    """Raise :class:`MissingTopicsError` naming every topic in ``needed`` that is absent."""
+    missing = [t for t in needed if t not in metadata.topics]
+    if missing:
+        raise MissingTopicsError(missing)
+
+
+def ensure_topics(
+    admin: AdminClient,
+    metadata: ClusterMetadata,
+    wanted: dict[str, str],
+    *,
+    replication_factor: int = -1,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create each topic of ``wanted`` (name -> source topic) that does not exist yet.
+
+    Each gets its source topic's partition count, so keys land on matching partitions.
+    Returns the names created. ``replication_factor`` -1 uses the broker default.
+    """
+    new = []
+    for name, source in wanted.items():
+        if name in metadata.topics:
+            continue
+        source_meta = metadata.topics.get(source)
+        if source_meta is None:
+            raise MissingTopicsError([source])
+        new.append(NewTopic(name, len(source_meta.partitions), replication_factor))
+    if not new:
+        return []
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    for future in futures.values():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent ensure won
+                raise
+    return [t.topic for t in new]

@@ -1,0 +1,29 @@
+"""The ``streamkit`` command group."""
+
+from __future__ import annotations
+
+import click
+
+from streamkit._version import __version__
+from streamkit.cli.run import run
+from streamkit.cli.topics import topics
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="streamkit")
+def cli() -> None:
+    """streamkit: typed Kafka event handlers for Python services.
+
+    \b
+    Run a service:        streamkit run myservice.handlers --group orders
+    Create retry topics:  streamkit topics ensure myservice.handlers --group orders
+    """
+
+
+cli.add_command(run)
+cli.add_command(topics)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""The consumer runtime: poll loop, offsets, flow control, rebalances."""

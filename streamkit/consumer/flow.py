@@ -1,0 +1,90 @@
+"""Flow control by pausing partitions: retry-delay gates and backpressure.
+
+Both keep the poll loop polling -- the member stays in the group, heartbeats and
+rebalances go on -- while no new records of the paused partitions are fetched.
+Nothing here ever sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from streamkit import envelope as env
+from streamkit.consumer.state import PartitionState
+
+
+class FlowControl:
+    """Pauses and resumes partitions; the owner of every ``pause``/``resume`` call."""
+
+    def __init__(self, consumer: Any, max_inflight: int, max_pending: int) -> None:
+        self._consumer = consumer
+        self._max_inflight = max_inflight
+        self._max_pending = max_pending
+        self._gates: dict[PartitionState, float] = {}  # state -> due time (epoch seconds)
+        self.backpressure = False
+
+    # -- retry delay gates -------------------------------------------------------------
+
+    def gate(self, msg: Any, state: PartitionState) -> bool:
+        """Pause ``state`` at ``msg`` if it is a retry record not yet due; True if paused.
+
+        The partition is sought back to this record, so it is fetched again when due:
+        the due time lives in the record's headers and so survives restarts.
+        """
+        not_before = env.header_int(msg.headers(), env.H_NOT_BEFORE)
+        if not_before is None or not_before <= time.time() * 1000:
+            return False
+        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self._consumer.pause([tp])
+        self._consumer.seek(tp)
+        state.gated = True
+        self._gates[state] = not_before / 1000
+        return True
+
+    def resume_due(self) -> None:
+        """Resume every gated partition whose head record is now due."""
+        if not self._gates:
+            return
+        now = time.time()
+        due = [s for s, at in self._gates.items() if at <= now]
+        for state in due:
+            del self._gates[state]
+            state.gated = False
+            if not state.revoked and not self.backpressure:
+                self._consumer.resume([TopicPartition(state.topic, state.partition)])
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the next gate opens, or None when nothing is gated."""
+        if not self._gates:
+            return None
+        return max(min(self._gates.values()) - time.time(), 0.0)
+
+    def forget(self, state: PartitionState) -> None:
+        """Drop the gate of a revoked partition."""
+        self._gates.pop(state, None)
+
+    # -- backpressure ------------------------------------------------------------------
+
+    def check(self, inflight: int, states: list[PartitionState]) -> None:
+        """Pause everything at the in-flight bound; resume below half of it."""
+        too_much = inflight >= self._max_inflight or any(
+            s.tracker.pending >= self._max_pending for s in states
+        )
+        if too_much and not self.backpressure:
+            self.backpressure = True
+            self._set_paused(states, paused=True)
+        elif self.backpressure and not too_much and inflight <= self._max_inflight // 2:
+            self.backpressure = False
+            self._set_paused(states, paused=False)
+
+    def _set_paused(self, states: list[PartitionState], *, paused: bool) -> None:
+        tps = [TopicPartition(s.topic, s.partition) for s in states if not s.gated]
+        if not tps:
+            return
+        if paused:
+            self._consumer.pause(tps)
+        else:
+            self._consumer.resume(tps)

@@ -1,0 +1,50 @@
+"""Ordering lanes: jobs sharing a lane run one at a time, in the order submitted.
+
+A lane is ``(topic, partition, key)`` for key ordering, ``(topic, partition)`` for strict
+partition order, or None (no ordering). Different lanes run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+J = TypeVar("J")
+
+
+class Lanes(Generic[J]):
+    """Queues of jobs per lane; ``start`` is called for a job once its lane is free."""
+
+    __slots__ = ("_busy", "_start")
+
+    def __init__(self, start: Callable[[J], None]) -> None:
+        self._busy: dict[Hashable, deque[J]] = {}
+        self._start = start
+
+    def submit(self, lane: Hashable | None, job: J) -> None:
+        """Start ``job`` now if its lane is idle, else queue it behind the lane's work."""
+        if lane is None:
+            self._start(job)
+            return
+        queue = self._busy.get(lane)
+        if queue is None:
+            self._busy[lane] = deque()
+            self._start(job)
+        else:
+            queue.append(job)
+
+    def release(self, lane: Hashable | None) -> None:
+        """The running job of ``lane`` finished: start the next one, or free the lane."""
+        if lane is None:
+            return
+        queue = self._busy.get(lane)
+        if queue is None:
+            return
+        if queue:
+            self._start(queue.popleft())
+        else:
+            del self._busy[lane]
+
+    def __len__(self) -> int:
+        return len(self._busy)

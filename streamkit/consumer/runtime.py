@@ -1,0 +1,318 @@
+"""The :class:`Worker`: one consumer-group member running a router's handlers.
+
+Threads: the event loop owns all state and runs handlers; one poll thread makes every
+blocking ``consume``/``commit``/``close`` call, so rebalance callbacks (which librdkafka
+runs inside those calls) can hand work to the loop and wait for it -- the loop is free
+while it awaits the poll. One hop per batch, never per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import confluent_kafka
+import structlog
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streamkit.config import Settings, redact
+from streamkit.consumer.dispatch import Dispatcher
+from streamkit.consumer.flow import FlowControl
+from streamkit.consumer.rebalance import RebalanceBridge
+from streamkit.consumer.state import PartitionState
+from streamkit.consumer.stats import BatchStats
+from streamkit.errors import ConfigError
+from streamkit.handlers.registry import Router
+from streamkit.observability.http import HealthState
+from streamkit.observability.metrics import Metrics
+from streamkit.producer.producer import Producer
+from streamkit.retry.failures import FailurePlanner
+from streamkit.retry.topics import Tier, tier_map
+
+log = structlog.get_logger("streamkit.worker")
+
+LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
+
+
+class Worker:
+    """Consumes the router's topics (and its retry tiers) as one group member.
+
+    Use :meth:`run` in an event loop; :meth:`stop` (thread- and signal-safe) drains
+    in-flight events within ``shutdown_timeout``, commits, leaves the group and returns.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        health: HealthState | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if not self.settings.group_id:
+            raise ConfigError("no consumer group: set --group or STREAMKIT_GROUP_ID")
+        if len(router) == 0:
+            raise ConfigError("the router has no handlers")
+        self.group: str = self.settings.group_id
+        self.router = router
+        self.sources = list(self.settings.topics or router.topics)
+        if not self.sources:
+            raise ConfigError("no topics: pass --topic, set STREAMKIT_TOPICS or Router(topics=)")
+        self.tiers: dict[str, Tier] = tier_map(
+            self.sources, self.group, router.retry_tiers, router.topic_names
+        )
+        self.metrics = metrics or Metrics()
+        self.health = health or HealthState(stall_after=self.settings.stall_after)
+        self.states: dict[tuple[str, int], PartitionState] = {}
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
+        self._threads = ThreadPoolExecutor(
+            self.settings.blocking_threads, thread_name_prefix="streamkit-blocking"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def required_topics(self) -> list[str]:
+        """Every topic this worker reads or writes: sources, retry tiers, DLQs."""
+        names = self.router.topic_names
+        needed = list(self.tiers)
+        needed += [names.dlq(source, self.group) for source in self.sources]
+        return needed
+
+    async def run(self) -> None:
+        """Join the group and handle events until :meth:`stop`."""
+        self._loop = asyncio.get_running_loop()
+        self.metrics.prime(self.group)
+        self.producer = Producer(
+            self.settings.client_settings(),
+            topics=self.router.publish_topics | self.settings.publish_topics,
+            default_topic=self.settings.default_publish_topic,
+            on_delivery=self._on_delivery,
+        )
+        try:
+            await self._consume()
+        finally:
+            self.producer.close(timeout=min(self.settings.shutdown_timeout, 10.0))
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._poller.shutdown(wait=False)
+
+    async def _consume(self) -> None:
+        conf = self.settings.consumer_settings(self.group)
+        conf["on_commit"] = self._on_commit
+        conf["error_cb"] = self._on_client_error
+        log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
+        self.consumer = confluent_kafka.Consumer(conf)
+        self.flow = FlowControl(
+            self.consumer, self.settings.max_inflight, self.settings.max_pending_per_partition
+        )
+        self.stats = BatchStats(self.metrics, self.group)
+        self.dispatcher = Dispatcher(
+            router=self.router,
+            producer=self.producer,
+            planner=FailurePlanner(self.group, self.router.topic_names, self.router.retry_tiers),
+            stats=self.stats,
+            threads=self._threads,
+            group=self.group,
+        )
+        bridge = RebalanceBridge(self)
+        self.consumer.subscribe(
+            list(self.tiers),
+            on_assign=bridge.on_assign,
+            on_revoke=bridge.on_revoke,
+            on_lost=bridge.on_lost,
+        )
+        try:
+            await self._poll_loop()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the worker to drain and leave; safe from signal handlers and other threads."""
+        self._stopping = True
+
+    async def _shutdown(self) -> None:
+        bound = self.settings.shutdown_timeout
+        states = list(self.states.values())
+        log.info("stopping", inflight=self.dispatcher.inflight, timeout_s=bound)
+        await self.drain(states, bound)
+        self.stats.flush()
+        await self._in_poll_thread(self._commit_sync, self._positions(states))
+        # close() runs the revoke callback, which needs the loop: call it from the poll thread.
+        await self._in_poll_thread(self.consumer.close)
+        self.metrics.ready.labels(self.group).set(0)
+        self.health.set_ready(False)
+        log.info("stopped", group=self.group)
+
+    async def drain(self, states: list[PartitionState], bound: float) -> None:
+        """Wait for the in-flight work of ``states`` up to ``bound``; cancel what is left."""
+        waits = [asyncio.ensure_future(s.wait_idle()) for s in states if s.busy]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=bound)
+            for fut in pending:
+                fut.cancel()
+        leftovers = [task for s in states for task in s.tasks]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=1.0)
+
+    # -- the poll loop -----------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        next_commit = time.monotonic() + self.settings.commit_interval
+        next_lag = time.monotonic() + LAG_REFRESH
+        while not self._stopping:
+            self.health.beat()
+            self.flow.resume_due()
+            msgs = await self._in_poll_thread(self._poll, self._poll_timeout())
+            if msgs:
+                self._dispatch(msgs)
+            self.stats.flush()
+            self.metrics.child(self.metrics.inflight, self.group).set(self.dispatcher.inflight)
+            now = time.monotonic()
+            if now >= next_commit:
+                self._commit_async()
+                next_commit = now + self.settings.commit_interval
+            if now >= next_lag:
+                self._refresh_lag()
+                next_lag = now + LAG_REFRESH
+
+    def _poll_timeout(self) -> float:
+        timeout = self.settings.poll_timeout
+        due = self.flow.next_due_in()
+        return timeout if due is None else min(timeout, due)
+
+    def _poll(self, timeout: float) -> list[Any]:
+        """Runs in the poll thread: a batch of what is there, else wait for the first one.
+
+        ``consume(n, timeout)`` waits for n records or the whole timeout; asking for what
+        is ready first and then blocking on a single record keeps latency low when traffic
+        is light and batches large when it is heavy.
+        """
+        batch = self.settings.batch_size
+        msgs: list[Any] = self.consumer.consume(batch, 0)
+        if msgs:
+            return msgs
+        first = self.consumer.poll(timeout)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(batch - 1, 0)]
+
+    def _dispatch(self, msgs: list[Any]) -> None:
+        states, flow, handle = self.states, self.flow, self.dispatcher.handle
+        for msg in msgs:
+            if msg.error() is not None:
+                self._on_record_error(msg.error())
+                continue
+            state = states.get((msg.topic(), msg.partition()))
+            if state is None or state.gated:
+                continue  # revoked meanwhile, or sought back to a retry record not yet due
+            if state.tier.n and flow.gate(msg, state):
+                continue
+            handle(msg, state)
+        self.flow.check(self.dispatcher.inflight, list(states.values()))
+
+    async def _in_poll_thread(self, fn: Any, *args: Any) -> Any:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._poller, fn, *args)
+
+    # -- commits -----------------------------------------------------------------------
+
+    def _positions(self, states: list[PartitionState]) -> list[TopicPartition]:
+        return [
+            TopicPartition(s.topic, s.partition, s.tracker.position)
+            for s in states
+            if s.tracker.position >= 0 and s.tracker.needs_commit()
+        ]
+
+    def _commit_async(self) -> None:
+        offsets = self._positions(list(self.states.values()))
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            self._commit_failed(exc)
+            return
+        for tp in offsets:
+            self.states[(tp.topic, tp.partition)].tracker.committed = tp.offset
+
+    def _commit_sync(self, offsets: list[TopicPartition]) -> bool:
+        """Blocking commit (poll thread): on revoke and at shutdown."""
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            self._commit_failed(exc)
+            return False
+        self.metrics.child(self.metrics.commits, self.group, "ok").inc()
+        for tp in offsets:
+            state = self.states.get((tp.topic, tp.partition))
+            if state is not None:  # a plain int store; the loop only reads it
+                state.tracker.committed = tp.offset
+        return True
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        self.metrics.child(self.metrics.commits, self.group, "failed").inc()
+        log.error("offset commit failed", group=self.group, error=str(exc))
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Runs in the poll thread for asynchronous commits.
+        if err is None or err.code() == KafkaError._NO_OFFSET:
+            self.metrics.child(self.metrics.commits, self.group, "ok").inc()
+            return
+        self._commit_failed(KafkaException(err))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._recommit, partitions)
+
+    def _recommit(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            state = self.states.get((tp.topic, tp.partition))
+            if state is not None:
+                state.tracker.committed = -1  # commit it again at the next interval
+
+    # -- observability -----------------------------------------------------------------
+
+    def _on_delivery(self, outcome: str, latency: float) -> None:
+        self.metrics.child(self.metrics.produced, outcome).inc()
+        self.metrics.produce_latency.observe(latency)
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        log.warning("kafka client error", error=err.str(), code=err.name(), fatal=err.fatal())
+
+    def _on_record_error(self, err: KafkaError) -> None:
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consume error", error=err.str(), code=err.name())
+
+    def _refresh_lag(self) -> None:
+        now_ms = time.time() * 1000
+        for state in self.states.values():
+            try:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(state.topic, state.partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high < 0:
+                continue
+            lag, lag_s = _lag(state, high, now_ms)
+            self.metrics.set_partition_lag(self.group, state.topic, state.partition, lag, lag_s)
+
+
+def _lag(state: PartitionState, high: int, now_ms: float) -> tuple[int, float]:
+    """Messages and seconds behind for one partition (see the metric docs)."""
+    tracker = state.tracker
+    position = tracker.committed if tracker.committed >= 0 else tracker.position
+    lag = max(high - position, 0) if position >= 0 else 0
+    oldest = state.tracker.oldest_pending_timestamp()
+    if oldest is not None:
+        return lag, max(now_ms - oldest, 0) / 1000
+    if lag == 0:
+        return 0, 0.0
+    # Behind, nothing in flight: the next record is no older than the last one handled.
+    return lag, max(now_ms - state.tracker.last_timestamp, 0) / 1000

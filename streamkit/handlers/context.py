@@ -1,0 +1,92 @@
+"""The per-event :class:`Context` handed to handlers that ask for it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamkit.envelope import Headers
+
+if TYPE_CHECKING:
+    from streamkit.producer.producer import Delivery, Producer
+
+
+class Context:
+    """Metadata about the event being handled, and :meth:`publish` for follow-up events.
+
+    Publishes made through the context are tracked: the event's offset is committed only
+    after every one of them was acknowledged by the broker, so a crash never loses an
+    output whose input was committed.
+    """
+
+    __slots__ = (
+        "_pending",
+        "_producer",
+        "attempt",
+        "event_id",
+        "event_type",
+        "group",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        headers: Headers | None,
+        event_type: str,
+        event_id: str | None,
+        attempt: int,
+        timestamp: int,
+        group: str,
+        producer: Producer | None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.headers: Headers = headers or []
+        self.event_type = event_type
+        self.event_id = event_id
+        self.attempt = attempt
+        self.timestamp = timestamp  # milliseconds since the epoch, as Kafka records it
+        self.group = group
+        self._producer = producer
+        self._pending: list[Delivery] = []
+
+    def publish(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        topic: str | None = None,
+        headers: Headers | None = None,
+    ) -> Delivery:
+        """Publish a follow-up event; ``await`` the result for its delivery report.
+
+        Not awaiting it is fine too: the runtime waits for the acknowledgement before it
+        marks this event done.
+        """
+        if self._producer is None:
+            raise RuntimeError("this context has no producer")
+        delivery = self._producer.publish(event_type, data, key=key, topic=topic, headers=headers)
+        self._pending.append(delivery)
+        return delivery
+
+    def pending_deliveries(self) -> list[Delivery]:
+        """Deliveries started through this context (used by the runtime)."""
+        return self._pending
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"event_type={self.event_type!r}, attempt={self.attempt})"
+        )

@@ -1,0 +1,114 @@
+"""Where a failed record goes next (retry tier or DLQ) and the headers it carries there."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from streamkit import envelope as env
+from streamkit.errors import Retry
+from streamkit.retry.policy import RetryPolicy
+from streamkit.retry.topics import Tier, TopicNames
+
+MAX_MESSAGE = 1_000  # characters of the error message kept in a header
+MAX_TRACEBACK = 4_000  # characters of the traceback kept (its end: the raising frames)
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePlan:
+    """The decision for one failure."""
+
+    kind: str  # "retry" or "dlq"
+    topic: str
+    headers: env.Headers
+    delay: float  # seconds until the retry is due (0 for the DLQ)
+    attempt: int  # the attempt that failed
+
+
+def error_type(exc: BaseException) -> str:
+    """The exception's class name, as used in headers and metric labels."""
+    return type(exc).__name__
+
+
+def _format_tb(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc))
+    return text[-MAX_TRACEBACK:]
+
+
+def failure_headers(
+    msg: Any,
+    *,
+    group: str,
+    exc: BaseException,
+    attempt: int,
+    not_before_ms: int | None,
+    now_ms: int,
+) -> env.Headers:
+    """Original headers minus old failure headers, plus this failure's.
+
+    ``original-*`` headers are written only by the first failure: a record that went
+    through three tiers still points at the source record, once.
+    """
+    kept = [(k, v) for k, v in (msg.headers() or []) if k not in env.FAILURE_HEADERS]
+    if not any(k == env.H_ORIGINAL_TOPIC for k, _ in kept):
+        _, ts = msg.timestamp()
+        kept += [
+            (env.H_ORIGINAL_TOPIC, msg.topic().encode()),
+            (env.H_ORIGINAL_PARTITION, str(msg.partition()).encode()),
+            (env.H_ORIGINAL_OFFSET, str(msg.offset()).encode()),
+            (env.H_ORIGINAL_TIMESTAMP, str(ts).encode()),
+        ]
+    kept += [
+        (env.H_ATTEMPT, str(attempt).encode()),
+        (env.H_GROUP, group.encode()),
+        (env.H_ERROR_TYPE, error_type(exc).encode()),
+        (env.H_ERROR_MESSAGE, str(exc)[:MAX_MESSAGE].encode("utf-8", "replace")),
+        (env.H_ERROR_TRACEBACK, _format_tb(exc).encode("utf-8", "replace")),
+        (env.H_FAILED_AT, str(now_ms).encode()),
+    ]
+    if not_before_ms is not None:
+        kept.append((env.H_NOT_BEFORE, str(not_before_ms).encode()))
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePlanner:
+    """Decides retry tier vs DLQ for the failures of one consumer group."""
+
+    group: str
+    names: TopicNames
+    tiers: int  # retry tiers available per source topic
+
+    def plan(
+        self, msg: Any, exc: BaseException, policy: RetryPolicy | None, attempt: int, tier: Tier
+    ) -> FailurePlan:
+        """The next stop for ``msg`` whose ``attempt``-th handling raised ``exc``.
+
+        ``policy`` None means bad input (or no handler): straight to the DLQ.
+        """
+        now_ms = int(time.time() * 1000)
+        if policy is None or not self._retryable(exc, policy, attempt):
+            headers = failure_headers(
+                msg, group=self.group, exc=exc, attempt=attempt, not_before_ms=None, now_ms=now_ms
+            )
+            return FailurePlan(
+                "dlq", self.names.dlq(tier.source, self.group), headers, 0.0, attempt
+            )
+        requested = exc.delay if isinstance(exc, Retry) else None
+        delay = policy.next_delay(attempt, requested)
+        headers = failure_headers(
+            msg,
+            group=self.group,
+            exc=exc,
+            attempt=attempt + 1,
+            not_before_ms=now_ms + int(delay * 1000),
+            now_ms=now_ms,
+        )
+        # Attempt n failed -> tier n; a policy longer than the tiers keeps using the last one.
+        topic = self.names.retry(tier.source, self.group, min(attempt, self.tiers))
+        return FailurePlan("retry", topic, headers, delay, attempt)
+
+    def _retryable(self, exc: BaseException, policy: RetryPolicy, attempt: int) -> bool:
+        return self.tiers > 0 and attempt < policy.max_attempts and policy.is_retryable(exc)
