@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -68,8 +68,12 @@ class Dispatcher:
         stats: BatchStats,
         threads: Executor,
         group: str,
+        on_drained: Callable[[], None] = lambda: None,
+        drained_below: int = 0,
     ) -> None:
         self.router = router
+        self._on_drained = on_drained
+        self._drained_below = drained_below
         self.producer = producer
         self.planner = planner
         self.stats = stats
@@ -249,13 +253,19 @@ class Dispatcher:
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
             return
-        if error is None or isinstance(error, Skip):
-            outcome = "ok" if error is None else "skipped"
-            self.stats.count(msg.topic(), job.event_type, outcome)
-            state.tracker.finish(msg.offset())
-        elif not state.revoked:
-            self._fail(msg, state, error, job.spec, job.attempt, job.event_type)
-        self._release(job, lane)
+        try:
+            if error is None or isinstance(error, Skip):
+                outcome = "ok" if error is None else "skipped"
+                self.stats.count(msg.topic(), job.event_type, outcome)
+                state.tracker.finish(msg.offset())
+            elif not state.revoked:
+                self._fail(msg, state, error, job.spec, job.attempt, job.event_type)
+        except Exception:
+            # A bug of ours, not the handler's: the offset stays pending (never committed,
+            # so the event is seen again after a restart) and the lane moves on.
+            log.exception("outcome handling failed", topic=msg.topic(), offset=msg.offset())
+        finally:
+            self._release(job, lane)
 
     async def _await_outputs(self, job: Job, ctx: Context, lane: Hashable | None) -> None:
         error: BaseException | None = None
@@ -271,6 +281,9 @@ class Dispatcher:
         self.inflight -= 1
         self._lanes.release(lane)
         job.state.notify_if_idle()
+        if self.inflight == self._drained_below:
+            # Resume paused partitions now, not at the next poll-loop turn.
+            self._on_drained()
 
     def _done_now(self, msg: Any, state: PartitionState) -> None:
         if not state.tracker.done_inline(msg.offset(), msg.timestamp()[1]):

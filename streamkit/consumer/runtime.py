@@ -9,6 +9,7 @@ while it awaits the poll. One hop per batch, never per record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,6 +35,9 @@ from streamkit.retry.topics import Tier, tier_map
 log = structlog.get_logger("streamkit.worker")
 
 LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
+CLIENT_ERROR_EVERY = 30.0  # log a repeating client error (broker down) at most this often
+# librdkafka's own log lines, through logging instead of straight to stderr.
+RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 
 
 class Worker:
@@ -68,6 +72,7 @@ class Worker:
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._stopping = False
+        self._error_seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
         self._threads = ThreadPoolExecutor(
@@ -104,6 +109,7 @@ class Worker:
         conf = self.settings.consumer_settings(self.group)
         conf["on_commit"] = self._on_commit
         conf["error_cb"] = self._on_client_error
+        conf["logger"] = RDKAFKA_LOG
         log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
         self.consumer = confluent_kafka.Consumer(conf)
         self.flow = FlowControl(
@@ -117,6 +123,8 @@ class Worker:
             stats=self.stats,
             threads=self._threads,
             group=self.group,
+            on_drained=self._check_flow,
+            drained_below=self.settings.max_inflight // 2,
         )
         bridge = RebalanceBridge(self)
         self.consumer.subscribe(
@@ -171,6 +179,8 @@ class Worker:
             msgs = await self._in_poll_thread(self._poll, self._poll_timeout())
             if msgs:
                 self._dispatch(msgs)
+            elif self.flow.backpressure:
+                self._check_flow()
             self.stats.flush()
             self.metrics.child(self.metrics.inflight, self.group).set(self.dispatcher.inflight)
             now = time.monotonic()
@@ -214,7 +224,10 @@ class Worker:
             if state.tier.n and flow.gate(msg, state):
                 continue
             handle(msg, state)
-        self.flow.check(self.dispatcher.inflight, list(states.values()))
+        self._check_flow()
+
+    def _check_flow(self) -> None:
+        self.flow.check(self.dispatcher.inflight, list(self.states.values()))
 
     async def _in_poll_thread(self, fn: Any, *args: Any) -> Any:
         assert self._loop is not None
@@ -283,6 +296,11 @@ class Worker:
         self.metrics.produce_latency.observe(latency)
 
     def _on_client_error(self, err: KafkaError) -> None:
+        # librdkafka reports a down broker once per connection attempt; say it once a while.
+        now = time.monotonic()
+        if now - self._error_seen.get(err.name(), -CLIENT_ERROR_EVERY) < CLIENT_ERROR_EVERY:
+            return
+        self._error_seen[err.name()] = now
         log.warning("kafka client error", error=err.str(), code=err.name(), fatal=err.fatal())
 
     def _on_record_error(self, err: KafkaError) -> None:

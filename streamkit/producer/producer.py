@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -33,6 +34,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "compression.type": "lz4",
     "message.timeout.ms": 30_000,
 }
+RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 QUEUE_FULL_WAIT = 0.01  # seconds between tries when the local queue is full
 QUEUE_FULL_LIMIT = 30.0  # give up (typed error) after this long
 
@@ -110,7 +112,7 @@ class Producer:
         default_topic: str | None = None,
         on_delivery: Callable[[str, float], None] | None = None,
     ) -> None:
-        conf = {**DEFAULT_SETTINGS, **settings, **FORCED_SETTINGS}
+        conf = {**DEFAULT_SETTINGS, "logger": RDKAFKA_LOG, **settings, **FORCED_SETTINGS}
         try:
             self._producer = confluent_kafka.Producer(conf)
         except KafkaException as exc:

@@ -85,7 +85,7 @@ class RetryPolicy:
 
     def is_retryable(self, exc: BaseException) -> bool:
         """False for bad input and for exception types declared non-retryable."""
-        return not isinstance(exc, PermanentError | self.non_retryable)
+        return not isinstance(exc, (PermanentError, *self.non_retryable))
 
     def next_delay(self, failed_attempts: int, requested: float | None = None) -> float:
         """The delay before the next attempt; a handler's ``Retry(delay=...)`` wins."""

@@ -1,0 +1,54 @@
+# streamkit: the two commands in the README are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit integration broker-start broker-stop bench bench-smoke clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy streamkit
+
+# The whole suite against a real broker that this target starts and stops again.
+test: $(STAMP) lint typecheck
+	@scripts/install-prometheus >/dev/null
+	@set -euo pipefail; \
+	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \
+	bootstrap=$$(scripts/kafka-local start | tail -n1); \
+	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
+	STREAMKIT_TEST_BOOTSTRAP=$$bootstrap $(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	@bootstrap=$$(scripts/kafka-local start | tail -n1); \
+	$(BIN)/python -m examples.orders.demo --bootstrap-servers $$bootstrap
+
+broker-start:
+	@scripts/kafka-local start
+
+broker-stop:
+	@scripts/kafka-local stop
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""A small orders service: handlers, a producer script and an end-to-end demo."""

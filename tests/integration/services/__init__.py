@@ -1,0 +1,1 @@
+"""Service modules run by `streamkit run` in integration tests."""
