@@ -33,6 +33,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "linger.ms": 5,
     "compression.type": "lz4",
     "message.timeout.ms": 30_000,
+    # A missing topic fails its records as UnknownTopicError after this long, instead of
+    # waiting out message.timeout.ms as a vague timeout (librdkafka's default is 30 s).
+    "topic.metadata.propagation.max.ms": 10_000,
 }
 RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 QUEUE_FULL_WAIT = 0.01  # seconds between tries when the local queue is full
