@@ -70,7 +70,11 @@ def test_sigkill_then_restart_only_repeats_events_after_the_last_commit(
     group = f"g-{unique}"
     produce_events(kafka_bootstrap, topic, _orders(20_000))
     first_out, second_out = tmp_path / "first.txt", tmp_path / "second.txt"
-    env = {"STREAMKIT_CHECK_TOPICS": "false", "STREAMKIT_COMMIT_INTERVAL": "0.2"}
+    env = {
+        "STREAMKIT_CHECK_TOPICS": "false",
+        "STREAMKIT_COMMIT_INTERVAL": "0.2",
+        "STREAMKIT_KAFKA": "session.timeout.ms=6000",  # the killed member leaves in seconds
+    }
     first = Service(
         MODULE, bootstrap=kafka_bootstrap, group=group, topics=[topic], out=first_out, env=env
     )

@@ -1,0 +1,65 @@
+import random
+
+from streamkit.consumer.lanes import Lanes
+from streamkit.consumer.tracker import OffsetTracker
+
+
+def test_position_only_moves_over_a_done_prefix() -> None:
+    t = OffsetTracker()
+    assert t.position == -1
+    for offset in (10, 11, 12, 13):
+        t.begin(offset, offset * 100)
+    assert t.position == 10
+    t.finish(12)
+    t.finish(11)
+    assert t.position == 10  # 10 still in flight: nothing past it may be committed
+    assert t.oldest_pending_timestamp() == 1000
+    t.finish(10)
+    assert t.position == 13
+    t.finish(13)
+    assert t.position == 14
+    assert t.pending == 0
+
+
+def test_inline_fast_path_only_when_nothing_is_pending() -> None:
+    t = OffsetTracker()
+    assert t.done_inline(5, 1)
+    assert t.position == 6
+    t.begin(6, 1)
+    assert not t.done_inline(7, 1)
+    t.finish(6)
+    assert t.done_inline(7, 1)
+    assert t.position == 8
+
+
+def test_random_completion_order_never_overtakes_an_unfinished_offset() -> None:
+    rng = random.Random(3)
+    t = OffsetTracker()
+    offsets = list(range(1000))
+    for o in offsets:
+        t.begin(o, 0)
+    rng.shuffle(offsets)
+    done: set[int] = set()
+    for o in offsets:
+        t.finish(o)
+        done.add(o)
+        lowest_unfinished = min(set(range(1000)) - done, default=1000)
+        assert t.position == lowest_unfinished
+    assert t.needs_commit()
+    t.committed = t.position
+    assert not t.needs_commit()
+
+
+def test_lanes_serialise_per_lane_and_run_others_at_once() -> None:
+    started: list[str] = []
+    lanes: Lanes[str] = Lanes(started.append)
+    lanes.submit("a", "a1")
+    lanes.submit("a", "a2")
+    lanes.submit("b", "b1")
+    lanes.submit(None, "n1")
+    assert started == ["a1", "b1", "n1"]
+    lanes.release("a")
+    assert started[-1] == "a2"
+    lanes.release("a")
+    lanes.release("b")
+    assert len(lanes) == 0
