@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     default_publish_topic: str | None = None
 
     batch_size: int = Field(500, ge=1, le=100_000)
-    max_inflight: int = Field(1000, ge=1)
+    max_inflight: int = Field(1000, ge=1)  # handler tasks running at once, per process
+    max_buffered: int = Field(10_000, ge=1)  # events held in memory before pausing fetches
     max_pending_per_partition: int = Field(100_000, ge=100)
     commit_interval: float = Field(1.0, gt=0)
     poll_timeout: float = Field(0.1, gt=0, le=5)

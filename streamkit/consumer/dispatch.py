@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from typing import Any
@@ -68,12 +69,17 @@ class Dispatcher:
         stats: BatchStats,
         threads: Executor,
         group: str,
+        max_inflight: int,
         on_drained: Callable[[], None] = lambda: None,
         drained_below: int = 0,
     ) -> None:
         self.router = router
         self._on_drained = on_drained
         self._drained_below = drained_below
+        self._max_inflight = max_inflight
+        self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per handler
+        self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
+        self.running = 0  # handler tasks running now (bounded by max_inflight)
         self.producer = producer
         self.planner = planner
         self.stats = stats
@@ -82,7 +88,7 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._lanes: Lanes[Job] = Lanes(self._start)
         self._middleware = list(router.middleware)
-        self.inflight = 0  # jobs started or queued, across partitions
+        self.buffered = 0  # events taken from Kafka, not yet done (bounded by backpressure)
 
     # -- intake ------------------------------------------------------------------------
 
@@ -102,7 +108,7 @@ class Dispatcher:
         if spec.is_async or spec.blocking or state.running:
             state.tracker.begin(msg.offset(), msg.timestamp()[1])
             state.running += 1
-            self.inflight += 1
+            self.buffered += 1
             self._lanes.submit(self._lane(spec, msg), job)
         else:
             self._run_inline(job)
@@ -170,7 +176,7 @@ class Dispatcher:
             return
         state.tracker.begin(msg.offset(), msg.timestamp()[1])
         state.running += 1
-        self.inflight += 1
+        self.buffered += 1
         self._settle(job, ctx, error, lane=None)
 
     def _call_sync(self, job: Job, ctx: Context | None) -> BaseException | None:
@@ -193,12 +199,43 @@ class Dispatcher:
             self._release(job, self._lane(job.spec, job.msg))
             return
         if job.spec.is_async or job.spec.blocking:
-            task = self._loop.create_task(self._run_task(job))
-            job.state.tasks.add(task)
-            task.add_done_callback(job.state.tasks.discard)
+            if self._has_room(job.spec):
+                self._launch(job)
+            else:
+                self._waiting.append(job)
         else:
             # Queued sync job: run on the next loop turn, not recursively from release().
             self._loop.call_soon(self._run_queued_sync, job)
+
+    def _has_room(self, spec: HandlerSpec) -> bool:
+        if self.running >= self._max_inflight:
+            return False
+        return spec.max_inflight is None or self._per_handler.get(spec, 0) < spec.max_inflight
+
+    def _launch(self, job: Job) -> None:
+        if job.state.revoked:  # waited for room while its partition was revoked
+            self._release(job, self._lane(job.spec, job.msg))
+            return
+        self.running += 1
+        self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
+        task = self._loop.create_task(self._run_task(job))
+        job.state.tasks.add(task)
+        task.add_done_callback(job.state.tasks.discard)
+
+    def _task_ended(self, spec: HandlerSpec) -> None:
+        self.running -= 1
+        self._per_handler[spec] -= 1
+        waiting = self._waiting
+        if not waiting:
+            return
+        if self._has_room(waiting[0].spec):
+            self._launch(waiting.popleft())
+            return
+        for job in waiting:  # a per-handler limit holds the head back: find another
+            if self._has_room(job.spec):
+                waiting.remove(job)
+                self._launch(job)
+                return
 
     def _run_queued_sync(self, job: Job) -> None:
         ctx = self._context(job) if job.spec.wants_ctx or self._middleware else None
@@ -221,11 +258,13 @@ class Dispatcher:
         except asyncio.CancelledError:
             # Revoked or shut down past the bound: not done, so not committed; the next
             # owner of the partition handles the event again.
+            self._task_ended(job.spec)
             self._release(job, lane)
             raise
         except Exception as exc:
             error = exc
         duration = time.perf_counter() - started
+        self._task_ended(job.spec)
         self._after(ctx, error, duration)
         self.stats.duration(job.event_type, duration)
         self._settle(job, None, error, lane)
@@ -278,10 +317,10 @@ class Dispatcher:
 
     def _release(self, job: Job, lane: Hashable | None) -> None:
         job.state.running -= 1
-        self.inflight -= 1
+        self.buffered -= 1
         self._lanes.release(lane)
         job.state.notify_if_idle()
-        if self.inflight == self._drained_below:
+        if self.buffered == self._drained_below:
             # Resume paused partitions now, not at the next poll-loop turn.
             self._on_drained()
 

@@ -19,9 +19,9 @@ from streamkit.consumer.state import PartitionState
 class FlowControl:
     """Pauses and resumes partitions; the owner of every ``pause``/``resume`` call."""
 
-    def __init__(self, consumer: Any, max_inflight: int, max_pending: int) -> None:
+    def __init__(self, consumer: Any, max_buffered: int, max_pending: int) -> None:
         self._consumer = consumer
-        self._max_inflight = max_inflight
+        self._max_buffered = max_buffered
         self._max_pending = max_pending
         self._gates: dict[PartitionState, float] = {}  # state -> due time (epoch seconds)
         self.backpressure = False
@@ -68,17 +68,27 @@ class FlowControl:
 
     # -- backpressure ------------------------------------------------------------------
 
-    def check(self, inflight: int, states: list[PartitionState]) -> None:
-        """Pause everything at the in-flight bound; resume below half of it."""
-        too_much = inflight >= self._max_inflight or any(
+    def check(self, buffered: int, states: list[PartitionState]) -> None:
+        """Pause everything at the buffer bound; resume below half of it.
+
+        The buffer is much larger than the handler concurrency, so the fetch that follows
+        a resume (tens of milliseconds) is hidden behind work already in memory.
+        """
+        too_much = buffered >= self._max_buffered or any(
             s.tracker.pending >= self._max_pending for s in states
         )
         if too_much and not self.backpressure:
             self.backpressure = True
             self._set_paused(states, paused=True)
-        elif self.backpressure and not too_much and inflight <= self._max_inflight // 2:
+        elif self.backpressure and not too_much and buffered <= self._max_buffered // 2:
             self.backpressure = False
             self._set_paused(states, paused=False)
+
+    def pause_all(self, states: list[PartitionState]) -> None:
+        """Stop fetching everything (shutdown): nothing new is started from here on."""
+        tps = [TopicPartition(s.topic, s.partition) for s in states]
+        if tps:
+            self._consumer.pause(tps)
 
     def _set_paused(self, states: list[PartitionState], *, paused: bool) -> None:
         tps = [TopicPartition(s.topic, s.partition) for s in states if not s.gated]

@@ -113,7 +113,7 @@ class Worker:
         log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
         self.consumer = confluent_kafka.Consumer(conf)
         self.flow = FlowControl(
-            self.consumer, self.settings.max_inflight, self.settings.max_pending_per_partition
+            self.consumer, self.settings.max_buffered, self.settings.max_pending_per_partition
         )
         self.stats = BatchStats(self.metrics, self.group)
         self.dispatcher = Dispatcher(
@@ -124,7 +124,8 @@ class Worker:
             threads=self._threads,
             group=self.group,
             on_drained=self._check_flow,
-            drained_below=self.settings.max_inflight // 2,
+            max_inflight=self.settings.max_inflight,
+            drained_below=self.settings.max_buffered // 2,
         )
         bridge = RebalanceBridge(self)
         self.consumer.subscribe(
@@ -145,8 +146,8 @@ class Worker:
     async def _shutdown(self) -> None:
         bound = self.settings.shutdown_timeout
         states = list(self.states.values())
-        log.info("stopping", inflight=self.dispatcher.inflight, timeout_s=bound)
-        await self.drain(states, bound)
+        log.info("stopping", inflight=self.dispatcher.running, timeout_s=bound)
+        await self._drain_while_polling(states, bound)
         self.stats.flush()
         await self._in_poll_thread(self._commit_sync, self._positions(states))
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
@@ -154,6 +155,20 @@ class Worker:
         self.metrics.ready.labels(self.group).set(0)
         self.health.set_ready(False)
         log.info("stopped", group=self.group)
+
+    async def _drain_while_polling(self, states: list[PartitionState], bound: float) -> None:
+        """Drain with every partition paused while polling goes on.
+
+        A drain longer than ``max.poll.interval.ms`` without polling would get us kicked
+        out of the group, and then the final commit would be refused.
+        """
+        self.flow.pause_all(states)
+        drained = asyncio.ensure_future(self.drain(states, bound))
+        while not drained.done():
+            # Paused partitions return nothing; anything else is simply not handled now
+            # (not tracked, so not committed: the next owner reads it).
+            await self._in_poll_thread(self.consumer.poll, 0.05)
+        await drained
 
     async def drain(self, states: list[PartitionState], bound: float) -> None:
         """Wait for the in-flight work of ``states`` up to ``bound``; cancel what is left."""
@@ -182,7 +197,7 @@ class Worker:
             elif self.flow.backpressure:
                 self._check_flow()
             self.stats.flush()
-            self.metrics.child(self.metrics.inflight, self.group).set(self.dispatcher.inflight)
+            self.metrics.child(self.metrics.inflight, self.group).set(self.dispatcher.running)
             now = time.monotonic()
             if now >= next_commit:
                 self._commit_async()
@@ -227,7 +242,7 @@ class Worker:
         self._check_flow()
 
     def _check_flow(self) -> None:
-        self.flow.check(self.dispatcher.inflight, list(self.states.values()))
+        self.flow.check(self.dispatcher.buffered, list(self.states.values()))
 
     async def _in_poll_thread(self, fn: Any, *args: Any) -> Any:
         assert self._loop is not None

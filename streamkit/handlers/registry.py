@@ -16,7 +16,7 @@ Ordering = Literal["key", "partition", "unordered"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class HandlerSpec:
     """Everything the runtime needs to call one handler."""
 
@@ -30,6 +30,7 @@ class HandlerSpec:
     timeout: float | None
     blocking: bool
     keep_key_order: bool
+    max_inflight: int | None = None
 
     @property
     def name(self) -> str:
@@ -74,6 +75,7 @@ class Router:
         blocking: bool = False,
         envelope: bool = True,
         keep_key_order: bool = False,
+        max_inflight: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``event_type``.
 
@@ -83,6 +85,7 @@ class Router:
         as a failure. ``blocking=True`` runs a sync handler in a bounded thread pool.
         ``envelope=False`` for bare payloads routed by the ``event_type`` header.
         ``keep_key_order=True`` parks later events of a key behind one waiting in a retry tier.
+        ``max_inflight`` caps this handler's concurrent runs (within the process-wide cap).
         """
 
         def register(fn: F) -> F:
@@ -95,6 +98,7 @@ class Router:
                 blocking=blocking,
                 envelope=envelope,
                 keep_key_order=keep_key_order,
+                max_inflight=max_inflight,
             )
             return fn
 
@@ -111,6 +115,7 @@ class Router:
         blocking: bool = False,
         envelope: bool = True,
         keep_key_order: bool = False,
+        max_inflight: int | None = None,
     ) -> HandlerSpec:
         """Register ``fn`` for ``event_type`` (the non-decorator form)."""
         if not event_type:
@@ -133,6 +138,7 @@ class Router:
             timeout=timeout,
             blocking=blocking,
             keep_key_order=keep_key_order,
+            max_inflight=max_inflight,
         )
         self._handlers[event_type] = spec
         return spec
@@ -197,6 +203,7 @@ def handler(
     blocking: bool = False,
     envelope: bool = True,
     keep_key_order: bool = False,
+    max_inflight: int | None = None,
 ) -> Callable[[F], F]:
     """Register a handler on the default router (see :meth:`Router.handler`)."""
     return default_router.handler(
@@ -207,4 +214,5 @@ def handler(
         blocking=blocking,
         envelope=envelope,
         keep_key_order=keep_key_order,
+        max_inflight=max_inflight,
     )

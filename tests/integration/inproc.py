@@ -13,8 +13,14 @@ from tests.integration.helpers import wait_until
 class RunningWorker:
     """``with RunningWorker(router, settings) as w:`` -- started, ready, then stopped."""
 
-    def __init__(self, router: Router, settings: Settings, ready_timeout: float = 30) -> None:
-        self.worker = Worker(router, settings)
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings,
+        ready_timeout: float = 30,
+        worker_cls: type[Worker] = Worker,
+    ) -> None:
+        self.worker = worker_cls(router, settings)
         self.ready_timeout = ready_timeout
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)

@@ -1,0 +1,103 @@
+"""A member joins mid-stream and leaves again: nothing lost, no commit after a revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+import streamkit.consumer.runtime as runtime
+from streamkit import Context, Router, Worker
+from streamkit.consumer.rebalance import RebalanceBridge
+from tests.integration.helpers import committed, end_offsets, produce_events, wait_until
+from tests.integration.inproc import RunningWorker, settings
+
+pytestmark = pytest.mark.kafka
+JOURNAL: list[tuple[str, str, str, int]] = []  # (what, member, topic, partition)
+LOCK = threading.Lock()
+
+
+def note(what: str, member: str, tps: list[TopicPartition]) -> None:
+    with LOCK:
+        JOURNAL.extend((what, member, tp.topic, tp.partition) for tp in tps)
+
+
+class SpyBridge(RebalanceBridge):
+    def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        note("assigned", self.worker.settings.kafka["client.id"], partitions)
+        super().on_assign(consumer, partitions)
+
+    def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        super().on_revoke(consumer, partitions)
+        note("revoked", self.worker.settings.kafka["client.id"], partitions)
+
+    def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        super().on_lost(consumer, partitions)
+        note("revoked", self.worker.settings.kafka["client.id"], partitions)
+
+
+class SpyWorker(Worker):
+    def _commit_async(self) -> None:
+        note(
+            "commit", self.settings.kafka["client.id"], self._positions(list(self.states.values()))
+        )
+        super()._commit_async()
+
+    def _commit_sync(self, offsets: list[TopicPartition]) -> bool:
+        note("commit", self.settings.kafka["client.id"], offsets)
+        return super()._commit_sync(offsets)
+
+
+def commits_after_revocation(journal: list[tuple[str, str, str, int]]) -> list[Any]:
+    owned: set[tuple[str, str, int]] = set()
+    bad = []
+    for what, member, topic, partition in journal:
+        key = (member, topic, partition)
+        if what == "assigned":
+            owned.add(key)
+        elif what == "revoked":
+            owned.discard(key)
+        elif key not in owned:
+            bad.append((what, member, topic, partition))
+    return bad
+
+
+@pytest.mark.timeout(180)
+def test_join_and_leave_mid_stream(
+    kafka_bootstrap: str, make_topic: Any, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "RebalanceBridge", SpyBridge)
+    JOURNAL.clear()
+    topic = make_topic("rebal", partitions=6)
+    group = f"g-{unique}"
+    handled: dict[tuple[int, int], int] = {}
+    router = Router(topics=[topic])
+
+    @router.handler("e")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        await asyncio.sleep(0.002)  # keep work in flight when the rebalance hits
+        handled[(ctx.partition, ctx.offset)] = handled.get((ctx.partition, ctx.offset), 0) + 1
+
+    def conf(member: str) -> Any:
+        return settings(
+            kafka_bootstrap, group, [topic], check_topics=False, kafka={"client.id": member}
+        )
+
+    produce_events(kafka_bootstrap, topic, [("e", {"n": i}, f"k{i}") for i in range(3000)])
+    a = RunningWorker(router, conf("A"), worker_cls=SpyWorker).start()
+    wait_until(lambda: len(handled) >= 500, 30, "A to be busy")
+    b = RunningWorker(router, conf("B"), worker_cls=SpyWorker).start()
+    produce_events(kafka_bootstrap, topic, [("e", {"n": i}, f"k{i}") for i in range(3000, 6000)])
+    wait_until(lambda: any(w == "B" for what, w, *_ in JOURNAL if what == "commit"), 30, "B")
+    b.stop()
+    wait_until(lambda: len(handled) >= 6000, 60, "every event handled")
+    ends = end_offsets(kafka_bootstrap, topic, 6)
+    wait_until(lambda: committed(kafka_bootstrap, group, topic, 6) == ends, 30, "final commits")
+    a.stop()
+    assert sum(ends.values()) == 6000
+    assert len(handled) == 6000  # nothing lost
+    assert {"A", "B"} <= {m for what, m, *_ in JOURNAL if what == "revoked"}
+    assert commits_after_revocation(JOURNAL) == []
