@@ -13,6 +13,22 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "jaas")
+CONSUMER_ONLY = (
+    "group.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "auto.commit",
+    "enable.auto.",
+    "partition.assignment.strategy",
+    "fetch.",
+    "queued.",
+    "isolation.level",
+    "check.crcs",
+    "coordinator.",
+    "enable.partition.eof",
+)
 # Settings streamkit owns on the consumer: the at-least-once contract depends on them.
 CONSUMER_FORCED: dict[str, Any] = {"enable.auto.commit": False, "enable.auto.offset.store": False}
 
@@ -73,6 +89,12 @@ class Settings(BaseSettings):
     def client_settings(self) -> dict[str, Any]:
         """librdkafka settings shared by consumer, producer and admin client."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.kafka}
+
+    def producer_settings(self) -> dict[str, Any]:
+        """Client settings minus consumer-only properties (librdkafka warns about those)."""
+        return {
+            k: v for k, v in self.client_settings().items() if not k.startswith(CONSUMER_ONLY)
+        }
 
     def consumer_settings(self, group_id: str) -> dict[str, Any]:
         """Consumer settings: our defaults, then passthrough, then what we must own."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import confluent_kafka
@@ -35,6 +35,7 @@ from streamkit.retry.topics import Tier, tier_map
 log = structlog.get_logger("streamkit.worker")
 
 LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
+LAG_TIMEOUT = 5.0  # bound on each broker request of a lag refresh
 CLIENT_ERROR_EVERY = 30.0  # log a repeating client error (broker down) at most this often
 # librdkafka's own log lines, through logging instead of straight to stderr.
 RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
@@ -75,6 +76,8 @@ class Worker:
         self._error_seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
+        self._lag_pool = ThreadPoolExecutor(1, thread_name_prefix="streamkit-lag")
+        self._lag_job: Future[None] | None = None
         self._threads = ThreadPoolExecutor(
             self.settings.blocking_threads, thread_name_prefix="streamkit-blocking"
         )
@@ -93,7 +96,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self.metrics.prime(self.group)
         self.producer = Producer(
-            self.settings.client_settings(),
+            self.settings.producer_settings(),
             topics=self.router.publish_topics | self.settings.publish_topics,
             default_topic=self.settings.default_publish_topic,
             on_delivery=self._on_delivery,
@@ -104,6 +107,7 @@ class Worker:
             self.producer.close(timeout=min(self.settings.shutdown_timeout, 10.0))
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._poller.shutdown(wait=False)
+            self._lag_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _consume(self) -> None:
         conf = self.settings.consumer_settings(self.group)
@@ -150,6 +154,8 @@ class Worker:
         await self._drain_while_polling(states, bound)
         self.stats.flush()
         await self._in_poll_thread(self._commit_sync, self._positions(states))
+        if self._lag_job is not None:  # never close the consumer under a lag request
+            await asyncio.wait([asyncio.wrap_future(self._lag_job)], timeout=2 * LAG_TIMEOUT)
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
         await self._in_poll_thread(self.consumer.close)
         self.metrics.ready.labels(self.group).set(0)
@@ -323,25 +329,55 @@ class Worker:
             log.warning("consume error", error=err.str(), code=err.name())
 
     def _refresh_lag(self) -> None:
-        now_ms = time.time() * 1000
-        for state in self.states.values():
-            try:
-                _, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(state.topic, state.partition), cached=True
+        """Ask the broker (off the loop, in the lag thread) for end and committed offsets.
+
+        Cached watermarks only move while a partition is fetched, so a paused partition --
+        backpressure, a retry tier waiting -- would freeze its lag exactly when it matters.
+        """
+        if self._lag_job is not None and not self._lag_job.done():
+            return  # the previous refresh is still talking to the broker
+        tps = [TopicPartition(s.topic, s.partition) for s in self.states.values()]
+        if tps:
+            self._lag_job = self._lag_pool.submit(self._fetch_marks, tps)
+
+    def _fetch_marks(self, tps: list[TopicPartition]) -> None:
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
+        try:
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.committed(tps, timeout=LAG_TIMEOUT)
+            }
+            for tp in tps:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT)
+                marks[(tp.topic, tp.partition)] = (
+                    high,
+                    committed.get((tp.topic, tp.partition), -1),
                 )
-            except KafkaException:
-                continue
-            if high < 0:
-                continue
-            lag, lag_s = _lag(state, high, now_ms)
+        except (KafkaException, RuntimeError) as exc:  # RuntimeError: consumer closed
+            log.debug("lag refresh failed", error=str(exc))
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._apply_lag, marks)
+
+    def _apply_lag(self, marks: dict[tuple[str, int], tuple[int, int]]) -> None:
+        now_ms = time.time() * 1000
+        for key, (high, committed) in marks.items():
+            state = self.states.get(key)
+            if state is None or high < 0:
+                continue  # revoked meanwhile
+            lag, lag_s = _lag(state, high, committed, now_ms)
             self.metrics.set_partition_lag(self.group, state.topic, state.partition, lag, lag_s)
 
 
-def _lag(state: PartitionState, high: int, now_ms: float) -> tuple[int, float]:
-    """Messages and seconds behind for one partition (see the metric docs)."""
+def _lag(state: PartitionState, high: int, committed: int, now_ms: float) -> tuple[int, float]:
+    """Messages and seconds behind for one partition (see the metric docs).
+
+    Lag is measured from the group's committed offset as the broker has it; before the
+    group ever committed, from what this member has handled (or 0 records handled).
+    """
     tracker = state.tracker
-    position = tracker.committed if tracker.committed >= 0 else tracker.position
-    lag = max(high - position, 0) if position >= 0 else 0
+    base = committed if committed >= 0 else max(tracker.position, 0)
+    lag = max(high - base, 0)
     oldest = state.tracker.oldest_pending_timestamp()
     if oldest is not None:
         return lag, max(now_ms - oldest, 0) / 1000

@@ -7,7 +7,10 @@ the sums once per poll loop iteration.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter as Tally
 from collections import defaultdict
+from typing import Any
 
 from streamkit.observability.metrics import Metrics
 
@@ -52,9 +55,7 @@ class BatchStats:
         for (topic, event_type, outcome), n in self._counts.items():
             m.child(m.events, group, topic, event_type, outcome).inc(n)
         for event_type, values in self._durations.items():
-            child = m.handler_duration_child(event_type)
-            for value in values:
-                child.observe(value)
+            observe_many(m.handler_duration_child(event_type), values)
         for (kind, event_type, etype), n in self._failures.items():
             if kind == "retry":
                 m.child(m.retries, group, event_type).inc(n)
@@ -69,3 +70,21 @@ class BatchStats:
     def _clear(self) -> None:
         for table in (self._counts, self._durations, self._failures, self._decode, self._publish):
             table.clear()
+
+
+def observe_many(histogram: Any, values: list[float]) -> None:
+    """``observe`` every value, taking each bucket's lock once per batch, not per value.
+
+    Uses prometheus-client's bucket internals (stable since 0.4); falls back to plain
+    ``observe`` if they ever change.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    for index, n in Tally(bisect_left(bounds, v) for v in values).items():
+        buckets[index].inc(n)
+    total.inc(sum(values))

@@ -146,3 +146,22 @@ def test_exposition_parses() -> None:
     text = generate_latest(metrics.registry).decode()
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"streamkit_commits", "streamkit_produce_latency_seconds"} <= names
+
+
+def test_observe_many_matches_observe_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from streamkit.consumer.stats import observe_many
+
+    values = [0.00005, 0.0001, 0.003, 0.003, 0.7, 2.0, 31.0, 1e9]
+    registries = CollectorRegistry(), CollectorRegistry()
+    one = Histogram("h", "h", buckets=(0.0001, 0.003, 1.0, 30.0), registry=registries[0])
+    many = Histogram("h", "h", buckets=(0.0001, 0.003, 1.0, 30.0), registry=registries[1])
+    for v in values:
+        one.observe(v)
+    observe_many(many, values)
+    samples = [
+        [(s.name, s.labels, s.value) for s in next(iter(r.collect())).samples if s.name != "h_created"]
+        for r in registries
+    ]
+    assert samples[0] == samples[1]
