@@ -11,7 +11,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     NewTopic,
 )
 
-from streamkit.errors import BrokerUnavailableError, MissingTopicsError
+from streamkit.errors import BrokerUnavailableError, ConfigError, MissingTopicsError
 
 
 def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:
@@ -32,6 +32,25 @@ def check_topics(metadata: ClusterMetadata, needed: list[str]) -> None:
     missing = [t for t in needed if t not in metadata.topics]
     if missing:
         raise MissingTopicsError(missing)
+
+
+def check_partitions(metadata: ClusterMetadata, derived: dict[str, str]) -> None:
+    """Raise :class:`ConfigError` when a retry/DLQ topic has fewer partitions than its source.
+
+    Failed records go to the retry tier partition with the source's partition number, so a
+    key stays on one partition number all along its retry path.
+    """
+    short = [
+        f"{name} ({len(metadata.topics[name].partitions)} < {len(metadata.topics[src].partitions)})"
+        for name, src in derived.items()
+        if name in metadata.topics
+        and src in metadata.topics
+        and len(metadata.topics[name].partitions) < len(metadata.topics[src].partitions)
+    ]
+    if short:
+        raise ConfigError(
+            "retry/DLQ topics with fewer partitions than their source: " + ", ".join(short)
+        )
 
 
 def ensure_topics(

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import structlog
 
-from streamkit.admin import check_topics, connect
+from streamkit.admin import check_partitions, check_topics, connect
 from streamkit.cli.common import friendly_errors, kafka_options, settings_overrides
 from streamkit.config import Settings
 from streamkit.consumer.runtime import Worker
@@ -94,6 +94,7 @@ def _preflight(worker: Worker) -> None:
     _, metadata = connect(s.client_settings(), s.connect_timeout)
     if s.check_topics:
         check_topics(metadata, worker.required_topics())
+        check_partitions(metadata, worker.derived_topics())
 
 
 async def _serve(worker: Worker) -> None:

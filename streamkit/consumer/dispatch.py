@@ -18,6 +18,7 @@ import structlog
 
 from streamkit import envelope as env
 from streamkit.consumer.lanes import Lanes
+from streamkit.consumer.parking import LotKey, ParkingLot, parked_headers, record_id
 from streamkit.consumer.state import PartitionState
 from streamkit.consumer.stats import BatchStats
 from streamkit.errors import PermanentError, Skip, UnknownEventType
@@ -36,7 +37,7 @@ REPUBLISH_BACKOFF = (0.5, 30.0)  # first and max seconds between failed retry/DL
 class Job:
     """One event on its way through a handler."""
 
-    __slots__ = ("attempt", "event_id", "event_type", "msg", "payload", "spec", "state")
+    __slots__ = ("attempt", "event_id", "event_type", "lot", "msg", "payload", "spec", "state")
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class Job:
         self.event_id = event_id
         self.event_type = event_type
         self.attempt = attempt
+        self.lot: LotKey | None = None  # set for keep-key-order handlers
 
 
 class Dispatcher:
@@ -88,6 +90,7 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._lanes: Lanes[Job] = Lanes(self._start)
         self._middleware = list(router.middleware)
+        self.lot = ParkingLot()
         self.buffered = 0  # events taken from Kafka, not yet done (bounded by backpressure)
 
     # -- intake ------------------------------------------------------------------------
@@ -105,6 +108,8 @@ class Dispatcher:
             self._done_now(msg, state)
             return
         job = Job(msg, state, spec, payload, event_id, event_type, attempt)
+        if spec.keep_key_order:
+            job.lot = self.lot.lot_key(msg, state.tier)
         if spec.is_async or spec.blocking or state.running:
             state.tracker.begin(msg.offset(), msg.timestamp()[1])
             state.running += 1
@@ -163,6 +168,8 @@ class Dispatcher:
 
     def _run_inline(self, job: Job) -> None:
         """A sync handler with nothing of its partition in flight: call it right here."""
+        if job.lot is not None and self._park(job):
+            return
         ctx = self._context(job) if job.spec.wants_ctx or self._middleware else None
         started = time.perf_counter()
         error = self._call_sync(job, ctx)
@@ -173,6 +180,8 @@ class Dispatcher:
             if not state.tracker.done_inline(msg.offset(), msg.timestamp()[1]):
                 state.tracker.begin(msg.offset(), msg.timestamp()[1])
                 state.tracker.finish(msg.offset())
+            if job.lot is not None:
+                self.lot.left(job.lot, msg, state.tier)
             return
         state.tracker.begin(msg.offset(), msg.timestamp()[1])
         state.running += 1
@@ -198,6 +207,9 @@ class Dispatcher:
         if job.state.revoked:
             self._release(job, self._lane(job.spec, job.msg))
             return
+        if job.lot is not None and self._park(job):
+            self._release(job, self._lane(job.spec, job.msg))
+            return
         if job.spec.is_async or job.spec.blocking:
             if self._has_room(job.spec):
                 self._launch(job)
@@ -206,6 +218,23 @@ class Dispatcher:
         else:
             # Queued sync job: run on the next loop turn, not recursively from release().
             self._loop.call_soon(self._run_queued_sync, job)
+
+    def _park(self, job: Job) -> bool:
+        """Keep-key-order: send ``job`` behind its key's head in a retry tier, if parked."""
+        assert job.lot is not None
+        msg, state = job.msg, job.state
+        target = self.lot.park_target(job.lot, msg, state.tier)
+        if target is None:
+            return False
+        if not state.running:  # the inline path has not begun the offset yet
+            state.tracker.begin(msg.offset(), msg.timestamp()[1])
+        headers = parked_headers(msg, target)
+        plan = FailurePlan("retry", target.topic, headers, 0.0, job.attempt, record_id(msg)[1])
+        self.lot.parked(job.lot, state.tier)
+        self.stats.count(msg.topic(), job.event_type, "retried")
+        state.acks += 1
+        self._publish_failure(msg, state, plan, REPUBLISH_BACKOFF[0])
+        return True
 
     def _has_room(self, spec: HandlerSpec) -> bool:
         if self.running >= self._max_inflight:
@@ -297,8 +326,12 @@ class Dispatcher:
                 outcome = "ok" if error is None else "skipped"
                 self.stats.count(msg.topic(), job.event_type, outcome)
                 state.tracker.finish(msg.offset())
+                if job.lot is not None:
+                    self.lot.left(job.lot, msg, state.tier)
             elif not state.revoked:
-                self._fail(msg, state, error, job.spec, job.attempt, job.event_type)
+                plan = self._fail(msg, state, error, job.spec, job.attempt, job.event_type)
+                if job.lot is not None:
+                    self._track_parked(job.lot, msg, state, plan)
         except Exception:
             # A bug of ours, not the handler's: the offset stays pending (never committed,
             # so the event is seen again after a restart) and the lane moves on.
@@ -314,6 +347,15 @@ class Dispatcher:
         except Exception as exc:
             error = exc
         self._settle(job, None, error, lane)
+
+    def _track_parked(
+        self, lot: LotKey, msg: Any, state: PartitionState, plan: FailurePlan
+    ) -> None:
+        if plan.kind == "retry":
+            not_before = env.header_int(plan.headers, env.H_NOT_BEFORE) or 0
+            self.lot.failed_to_tier(lot, msg, state.tier, plan.topic, not_before)
+        else:
+            self.lot.left(lot, msg, state.tier)
 
     def _release(self, job: Job, lane: Hashable | None) -> None:
         job.state.running -= 1
@@ -346,7 +388,7 @@ class Dispatcher:
         spec: HandlerSpec | None,
         attempt: int,
         event_type: str,
-    ) -> None:
+    ) -> FailurePlan:
         """Send a failed record to its next stop; it is done once the broker has it."""
         policy = spec.retry if spec is not None and not isinstance(exc, PermanentError) else None
         plan = self.planner.plan(msg, exc, policy, attempt, state.tier)
@@ -367,13 +409,18 @@ class Dispatcher:
         )
         state.acks += 1
         self._publish_failure(msg, state, plan, REPUBLISH_BACKOFF[0])
+        return plan
 
     def _publish_failure(
         self, msg: Any, state: PartitionState, plan: FailurePlan, backoff: float
     ) -> None:
         try:
             delivery = self.producer.send(
-                plan.topic, msg.value(), key=msg.key(), headers=plan.headers
+                plan.topic,
+                msg.value(),
+                key=msg.key(),
+                headers=plan.headers,
+                partition=plan.partition,
             )
         except Exception as exc:  # rejected locally: same handling as a failed delivery
             self._failure_settled(msg, state, plan, backoff, exc)

@@ -95,6 +95,8 @@ class RebalanceBridge:
             if state is not None:
                 state.revoked = True
                 w.flow.forget(state)
+                if state.tier.n == 0:
+                    w.dispatcher.lot.drop_partition(tp.topic, tp.partition)
                 w.metrics.forget_partition(w.group, tp.topic, tp.partition)
                 states.append(state)
         return states

@@ -84,6 +84,15 @@ class Worker:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def derived_topics(self) -> dict[str, str]:
+        """Retry tiers and DLQs, each mapped to its source topic."""
+        names = self.router.topic_names
+        return {
+            name: source
+            for source in self.sources
+            for name in names.all_for(source, self.group, self.router.retry_tiers)
+        }
+
     def required_topics(self) -> list[str]:
         """Every topic this worker reads or writes: sources, retry tiers, DLQs."""
         names = self.router.topic_names
@@ -114,6 +123,11 @@ class Worker:
         conf["on_commit"] = self._on_commit
         conf["error_cb"] = self._on_client_error
         conf["logger"] = RDKAFKA_LOG
+        keep_order = any(spec.keep_key_order for spec in self.router.handlers())
+        if keep_order and "partition.assignment.strategy" not in self.settings.kafka:
+            # Keep-key-order needs partition N of a source and of its retry tiers on one
+            # member, which range assignment gives for topics of equal partition counts.
+            conf["partition.assignment.strategy"] = "range"
         log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
         self.consumer = confluent_kafka.Consumer(conf)
         self.flow = FlowControl(

@@ -25,6 +25,7 @@ class FailurePlan:
     headers: env.Headers
     delay: float  # seconds until the retry is due (0 for the DLQ)
     attempt: int  # the attempt that failed
+    partition: int | None = None  # the source partition: a key stays on one partition number
 
 
 def error_type(exc: BaseException) -> str:
@@ -94,7 +95,12 @@ class FailurePlanner:
                 msg, group=self.group, exc=exc, attempt=attempt, not_before_ms=None, now_ms=now_ms
             )
             return FailurePlan(
-                "dlq", self.names.dlq(tier.source, self.group), headers, 0.0, attempt
+                "dlq",
+                self.names.dlq(tier.source, self.group),
+                headers,
+                0.0,
+                attempt,
+                _source_partition(headers),
             )
         requested = exc.delay if isinstance(exc, Retry) else None
         delay = policy.next_delay(attempt, requested)
@@ -108,7 +114,11 @@ class FailurePlanner:
         )
         # Attempt n failed -> tier n; a policy longer than the tiers keeps using the last one.
         topic = self.names.retry(tier.source, self.group, min(attempt, self.tiers))
-        return FailurePlan("retry", topic, headers, delay, attempt)
+        return FailurePlan("retry", topic, headers, delay, attempt, _source_partition(headers))
 
     def _retryable(self, exc: BaseException, policy: RetryPolicy, attempt: int) -> bool:
         return self.tiers > 0 and attempt < policy.max_attempts and policy.is_retryable(exc)
+
+
+def _source_partition(headers: env.Headers) -> int | None:
+    return env.header_int(headers, env.H_ORIGINAL_PARTITION)

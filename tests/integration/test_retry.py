@@ -211,3 +211,38 @@ def test_sigkill_while_events_wait_in_retry_tiers_loses_nothing(
     assert wait_until(finished, 60, "every event handled") == set(range(200))
     assert second.stop() == 0
     assert read_all(kafka_bootstrap, f"{topic}.{group}.dlq", 1, timeout=2) == []
+
+
+@pytest.mark.timeout(90)
+def test_keep_key_order_parks_later_records_behind_a_retry(
+    kafka_bootstrap: str, make_topic: Any, unique: str
+) -> None:
+    topic = make_topic("order", partitions=2)
+    group = f"g-{unique}"
+    router = Router(topics=[topic])
+    seen: dict[str, list[tuple[int, int]]] = {}
+    failed_once: set[int] = set()
+
+    @router.handler(
+        "step",
+        keep_key_order=True,
+        retry=RetryPolicy(max_attempts=3, backoff=FixedBackoff(1.0)),
+    )
+    def step(data: dict[str, Any], ctx: Context) -> None:
+        seen.setdefault(data["key"], []).append((data["n"], ctx.attempt))
+        if data["n"] in (0, 11) and data["n"] not in failed_once:
+            failed_once.add(data["n"])
+            raise ConnectionError("flaky downstream")
+
+    ensure(kafka_bootstrap, router, topic, group)
+    events = [("step", {"key": f"k{i % 2}", "n": i}, f"k{i % 2}") for i in range(20)]
+    produce_events(kafka_bootstrap, topic, events)
+    with RunningWorker(router, settings(kafka_bootstrap, group, [topic])):
+        wait_until(lambda: sum(len(v) for v in seen.values()) == 22, 30, "20 events and 2 retries")
+        wait_until(lambda: committed(kafka_bootstrap, group, topic, 2) != {}, 10, "commits")
+    for key, calls in seen.items():
+        # Drop the two failed first attempts: what is left is the key's records, in order.
+        order = [n for n, attempt in calls if not (n in (0, 11) and attempt == 1)]
+        assert order == sorted(order), (key, calls)
+        assert len(order) == 10
+    assert seen["k0"][:2] == [(0, 1), (0, 2)]
