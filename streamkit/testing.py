@@ -1,0 +1,203 @@
+"""An in-memory broker for your handlers' unit tests: no Kafka, the real pipeline.
+
+Records go through streamkit's own routing, decoding, validation, handler calls, retry
+planning and dead-lettering; only the broker is replaced by lists. Retry delays are not
+waited for: a retried record is handled again as soon as the current work is done.
+
+    async def test_invoice_is_requested() -> None:
+        async with TestBroker(router) as broker:
+            await broker.publish("order.created", {"order_id": "o1", "amount_cents": 5})
+            assert broker.published("invoice.requested") == [{"order_id": "o1", ...}]
+            assert broker.dead_letters == []
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from streamkit import envelope as env
+from streamkit.consumer.dispatch import Dispatcher
+from streamkit.consumer.state import PartitionState
+from streamkit.consumer.stats import BatchStats
+from streamkit.handlers.registry import Router
+from streamkit.observability.metrics import Metrics
+from streamkit.producer.producer import Delivery, DeliveryResult, Producer
+from streamkit.retry.failures import FailurePlanner
+from streamkit.retry.topics import Tier, tier_map
+
+__all__ = ["Record", "TestBroker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record in an in-memory topic (the same accessors as a confluent-kafka Message)."""
+
+    _topic: str
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+    _headers: env.Headers = field(default_factory=list)
+    _timestamp: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> env.Headers:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def error(self) -> None:
+        return None
+
+    def header(self, name: str) -> str | None:
+        """A header as text (streamkit's failure headers, for assertions)."""
+        return env.header_str(self._headers, name)
+
+
+class _MemoryProducer(Producer):
+    """A Producer whose sends land in the broker's lists, acknowledged at once."""
+
+    def __init__(self, broker: TestBroker, topics: dict[str, str]) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._default_topic = None
+        self._closed = False
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: str | bytes | None = None,
+        headers: env.Headers | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
+        record = self._broker.append(topic, value, key=key, headers=headers)
+        future: concurrent.futures.Future[DeliveryResult] = concurrent.futures.Future()
+        future.set_result(DeliveryResult(topic, 0, record.offset(), 0.0))
+        return Delivery(future)
+
+    def close(self, timeout: float = 10.0) -> int:
+        return 0
+
+
+class TestBroker:
+    """Runs a router's handlers against in-memory topics."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, router: Router, *, group: str = "test", topic: str | None = None) -> None:
+        self.router = router
+        self.group = group
+        self.source = topic or (router.topics[0] if router.topics else "events")
+        self.topics: dict[str, list[Record]] = defaultdict(list)
+        self._tiers = tier_map([self.source], group, router.retry_tiers, router.topic_names)
+        self._read: dict[str, int] = defaultdict(int)
+        self._states: dict[str, PartitionState] = {}
+
+    async def __aenter__(self) -> TestBroker:
+        self._threads = ThreadPoolExecutor(2)
+        self._dispatcher = Dispatcher(
+            router=self.router,
+            producer=_MemoryProducer(self, self.router.publish_topics),
+            planner=FailurePlanner(self.group, self.router.topic_names, self.router.retry_tiers),
+            stats=BatchStats(Metrics(), self.group),
+            threads=self._threads,
+            group=self.group,
+            max_inflight=1000,
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._threads.shutdown(wait=False)
+
+    def append(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: str | bytes | None = None,
+        headers: env.Headers | None = None,
+    ) -> Record:
+        """Add a raw record to ``topic`` (it is consumed if it is a source or retry topic)."""
+        raw_key = key.encode() if isinstance(key, str) else key
+        record = Record(topic, len(self.topics[topic]), raw_key, value, list(headers or []))
+        self.topics[topic].append(record)
+        return record
+
+    async def publish(self, event_type: str, data: Any, *, key: str | bytes | None = None) -> None:
+        """Publish an event to the source topic and handle everything it causes."""
+        value = env.encode_envelope(event_type, data)
+        self.append(
+            self.source, value, key=key, headers=[(env.HEADER_EVENT_TYPE, event_type.encode())]
+        )
+        await self.run()
+
+    async def send_raw(
+        self, value: bytes | None, *, key: bytes | None = None, headers: env.Headers | None = None
+    ) -> None:
+        """Send raw bytes to the source topic (bad input tests) and handle them."""
+        self.append(self.source, value, key=key, headers=headers)
+        await self.run()
+
+    async def run(self) -> None:
+        """Handle every unread record of the source and retry topics until none is left."""
+        while True:
+            pending = [
+                (t, tier) for t, tier in self._tiers.items() if self._read[t] < len(self.topics[t])
+            ]
+            if not pending:
+                return
+            for topic, tier in pending:
+                await self._consume(topic, tier)
+
+    async def _consume(self, topic: str, tier: Tier) -> None:
+        state = self._states.setdefault(topic, PartitionState(topic, 0, tier))
+        while self._read[topic] < len(self.topics[topic]):
+            record = self.topics[topic][self._read[topic]]
+            self._read[topic] += 1
+            self._dispatcher.handle(record, state)
+            while state.busy:  # let async handlers and acknowledgements finish
+                await asyncio.sleep(0)
+
+    def published(self, event_type: str) -> list[Any]:
+        """The ``data`` of every envelope of ``event_type`` published by handlers."""
+        derived = set(self._tiers) | {self.router.topic_names.dlq(self.source, self.group)}
+        out = []
+        for topic, records in self.topics.items():
+            if topic in derived:
+                continue
+            for record in records:
+                if record.header(env.HEADER_EVENT_TYPE) == event_type and record.value():
+                    out.append(orjson.loads(record.value() or b"null")["data"])
+        return out
+
+    @property
+    def dead_letters(self) -> list[Record]:
+        """Records in the dead-letter topic, with their failure headers."""
+        return list(self.topics[self.router.topic_names.dlq(self.source, self.group)])

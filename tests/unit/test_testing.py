@@ -1,0 +1,50 @@
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+
+from streamkit import Context, FixedBackoff, RetryPolicy, Router
+from streamkit import envelope as env
+from streamkit.testing import TestBroker
+
+
+class Order(BaseModel):
+    order_id: str
+    amount_cents: int
+
+
+def make_router() -> tuple[Router, list[tuple[str, int]]]:
+    router = Router(topics=["orders"], publish_topics={"invoice.requested": "invoices"})
+    calls: list[tuple[str, int]] = []
+
+    @router.handler("order.created", retry=RetryPolicy(max_attempts=3, backoff=FixedBackoff(60)))
+    async def on_order(order: Order, ctx: Context) -> None:
+        calls.append((order.order_id, ctx.attempt))
+        if order.amount_cents < 0:
+            raise ValueError("negative amount")
+        if order.order_id == "flaky" and ctx.attempt == 1:
+            raise ConnectionError("try again")
+        await ctx.publish("invoice.requested", {"order_id": order.order_id}, key=order.order_id)
+
+    return router, calls
+
+
+def test_handlers_run_publish_retry_and_dead_letter_in_memory() -> None:
+    router, calls = make_router()
+
+    async def scenario() -> TestBroker:
+        async with TestBroker(router, group="billing") as broker:
+            await broker.publish("order.created", {"order_id": "o1", "amount_cents": 5})
+            await broker.publish("order.created", {"order_id": "flaky", "amount_cents": 5})
+            await broker.publish("order.created", {"order_id": "bad", "amount_cents": -1})
+            await broker.send_raw(b"{not json", headers=[("event_type", b"order.created")])
+            return broker
+
+    broker = asyncio.run(scenario())
+    assert broker.published("invoice.requested") == [{"order_id": "o1"}, {"order_id": "flaky"}]
+    assert calls.count(("flaky", 2)) == 1
+    assert [c for c in calls if c[0] == "bad"] == [("bad", 1), ("bad", 2), ("bad", 3)]
+    dead: Any = broker.dead_letters
+    assert [d.header(env.H_ERROR_TYPE) for d in dead] == ["ValueError", "DecodeError"]
+    assert dead[1].value() == b"{not json"
+    assert dead[0].header(env.H_ORIGINAL_TOPIC) == "orders"
