@@ -92,9 +92,7 @@ class Settings(BaseSettings):
 
     def producer_settings(self) -> dict[str, Any]:
         """Client settings minus consumer-only properties (librdkafka warns about those)."""
-        return {
-            k: v for k, v in self.client_settings().items() if not k.startswith(CONSUMER_ONLY)
-        }
+        return {k: v for k, v in self.client_settings().items() if not k.startswith(CONSUMER_ONLY)}
 
     def consumer_settings(self, group_id: str) -> dict[str, Any]:
         """Consumer settings: our defaults, then passthrough, then what we must own."""

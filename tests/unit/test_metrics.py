@@ -161,7 +161,11 @@ def test_observe_many_matches_observe_one_by_one() -> None:
         one.observe(v)
     observe_many(many, values)
     samples = [
-        [(s.name, s.labels, s.value) for s in next(iter(r.collect())).samples if s.name != "h_created"]
+        [
+            (s.name, s.labels, s.value)
+            for s in next(iter(r.collect())).samples
+            if s.name != "h_created"
+        ]
         for r in registries
     ]
     assert samples[0] == samples[1]
