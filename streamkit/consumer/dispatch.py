@@ -82,6 +82,7 @@ class Dispatcher:
         self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per handler
         self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
         self.running = 0  # handler tasks running now (bounded by max_inflight)
+        self.acks_pending = 0  # retry/DLQ/parking publishes not yet acknowledged
         self.producer = producer
         self.planner = planner
         self.stats = stats
@@ -92,6 +93,11 @@ class Dispatcher:
         self._middleware = list(router.middleware)
         self.lot = ParkingLot()
         self.buffered = 0  # events taken from Kafka, not yet done (bounded by backpressure)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing started, queued or awaiting an acknowledgement."""
+        return not (self.buffered or self.running or self.acks_pending)
 
     # -- intake ------------------------------------------------------------------------
 
@@ -124,7 +130,7 @@ class Dispatcher:
             raise env_error("null value (tombstone)", value)
         if not value:
             raise env_error("empty value", value)
-        event_type = env.header_str(msg.headers(), env.HEADER_EVENT_TYPE)
+        event_type = _event_type_header(msg.headers())
         parsed: Any = NOT_PARSED
         if event_type is None:
             parsed = env.loads(value)
@@ -171,15 +177,14 @@ class Dispatcher:
         if job.lot is not None and self._park(job):
             return
         ctx = self._context(job) if job.spec.wants_ctx or self._middleware else None
-        started = time.perf_counter()
         error = self._call_sync(job, ctx)
-        self.stats.duration(job.event_type, time.perf_counter() - started)
         msg, state = job.msg, job.state
         if error is None and (ctx is None or not ctx.pending_deliveries()):
             self.stats.count(msg.topic(), job.event_type, "ok")
-            if not state.tracker.done_inline(msg.offset(), msg.timestamp()[1]):
-                state.tracker.begin(msg.offset(), msg.timestamp()[1])
-                state.tracker.finish(msg.offset())
+            offset, timestamp = msg.offset(), msg.timestamp()[1]
+            if not state.tracker.done_inline(offset, timestamp):
+                state.tracker.begin(offset, timestamp)
+                state.tracker.finish(offset)
             if job.lot is not None:
                 self.lot.left(job.lot, msg, state.tier)
             return
@@ -189,17 +194,22 @@ class Dispatcher:
         self._settle(job, ctx, error, lane=None)
 
     def _call_sync(self, job: Job, ctx: Context | None) -> BaseException | None:
-        self._before(ctx)
-        started = time.perf_counter()
+        """Call a sync handler; its duration goes to the stats, its error is returned."""
+        if self._middleware:
+            self._before(ctx)
         error: BaseException | None = None
+        started = time.perf_counter()
         try:
-            if ctx is not None and job.spec.wants_ctx:
+            if job.spec.wants_ctx:
                 job.spec.fn(job.payload, ctx)
             else:
                 job.spec.fn(job.payload)
         except Exception as exc:  # a handler failure is data, not a crash
             error = exc
-        self._after(ctx, error, time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        self.stats.duration(job.event_type, duration)
+        if self._middleware:
+            self._after(ctx, error, duration)
         return error
 
     def _start(self, job: Job) -> None:
@@ -233,6 +243,7 @@ class Dispatcher:
         self.lot.parked(job.lot, state.tier)
         self.stats.count(msg.topic(), job.event_type, "retried")
         state.acks += 1
+        self.acks_pending += 1
         self._publish_failure(msg, state, plan, REPUBLISH_BACKOFF[0])
         return True
 
@@ -268,9 +279,7 @@ class Dispatcher:
 
     def _run_queued_sync(self, job: Job) -> None:
         ctx = self._context(job) if job.spec.wants_ctx or self._middleware else None
-        started = time.perf_counter()
         error = self._call_sync(job, ctx)
-        self.stats.duration(job.event_type, time.perf_counter() - started)
         self._settle(job, ctx, error, lane=self._lane(job.spec, job.msg))
 
     async def _run_task(self, job: Job) -> None:
@@ -408,6 +417,7 @@ class Dispatcher:
             error=str(exc)[:200],
         )
         state.acks += 1
+        self.acks_pending += 1
         self._publish_failure(msg, state, plan, REPUBLISH_BACKOFF[0])
         return plan
 
@@ -443,6 +453,7 @@ class Dispatcher:
     ) -> None:
         if error is None:
             state.acks -= 1
+            self.acks_pending -= 1
             state.tracker.finish(msg.offset())
             state.notify_if_idle()
             return
@@ -460,6 +471,7 @@ class Dispatcher:
         )
         if state.revoked:
             state.acks -= 1
+            self.acks_pending -= 1
             state.notify_if_idle()
             return
         self._loop.call_later(
@@ -490,6 +502,21 @@ class Dispatcher:
                 mw.after_handle(ctx, error, duration)
             except Exception:
                 log.exception("middleware after_handle failed", middleware=type(mw).__name__)
+
+
+def _event_type_header(headers: env.Headers | None) -> str | None:
+    """The ``event_type`` header (the last one wins), read once per record."""
+    found = None
+    if headers:
+        for name, value in headers:
+            if name == "event_type":
+                found = value
+    if found is None:
+        return None
+    try:
+        return found.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _all_done(deliveries: list[Delivery]) -> bool:

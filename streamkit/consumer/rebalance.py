@@ -29,6 +29,8 @@ class RebalanceBridge:
         self.worker = worker
 
     def _on_loop(self, coro: Any, timeout: float) -> Any:
+        if self.worker._polling_inline:
+            return _drive(coro)  # already on the loop thread, with nothing in flight
         loop = self.worker._loop
         assert loop is not None
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
@@ -111,3 +113,13 @@ class RebalanceBridge:
             partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions],
             assigned=len(w.states),
         )
+
+
+def _drive(coro: Any) -> Any:
+    """Run a coroutine that has nothing to wait for to completion, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("rebalance work needed to wait while polling on the loop thread")

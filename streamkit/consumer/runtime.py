@@ -73,6 +73,7 @@ class Worker:
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._stopping = False
+        self._polling_inline = False  # read by rebalance callbacks: which thread are we on
         self._error_seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
@@ -211,7 +212,9 @@ class Worker:
         while not self._stopping:
             self.health.beat()
             self.flow.resume_due()
-            msgs = await self._in_poll_thread(self._poll, self._poll_timeout())
+            msgs = self._poll_now() if self.dispatcher.idle else None
+            if not msgs:
+                msgs = await self._in_poll_thread(self._poll, self._poll_timeout())
             if msgs:
                 self._dispatch(msgs)
             elif self.flow.backpressure:
@@ -230,6 +233,19 @@ class Worker:
         timeout = self.settings.poll_timeout
         due = self.flow.next_due_in()
         return timeout if due is None else min(timeout, due)
+
+    def _poll_now(self) -> list[Any]:
+        """Take what is ready without leaving the loop thread (no thread hop).
+
+        Only while nothing is in flight: a rebalance callback fired from here runs on the
+        loop thread and cannot wait for work -- and with nothing in flight it has none.
+        """
+        self._polling_inline = True
+        try:
+            msgs: list[Any] = self.consumer.consume(self.settings.batch_size, 0)
+        finally:
+            self._polling_inline = False
+        return msgs
 
     def _poll(self, timeout: float) -> list[Any]:
         """Runs in the poll thread: a batch of what is there, else wait for the first one.

@@ -124,16 +124,17 @@ def _model_decoder(model: type[BaseModel], envelope: bool) -> Decoder:
             data=(model, ...),
         )
 
+    # The core validator directly: skips BaseModel's Python wrapper on the hot path.
+    validate_json = target.__pydantic_validator__.validate_json
+    validate_python = target.__pydantic_validator__.validate_python
+
     def decode(value: bytes, parsed: Any) -> tuple[Any, str | None]:
         try:
-            if parsed is _NOT_PARSED:
-                obj = target.model_validate_json(value)
-            else:
-                obj = target.model_validate(parsed)
+            obj = validate_json(value) if parsed is _NOT_PARSED else validate_python(parsed)
         except ValidationError as exc:
             _raise_from(exc, value)
         if envelope:
-            return obj.data, obj.event_id  # type: ignore[attr-defined]
+            return obj.data, obj.event_id
         return obj, None
 
     return decode
