@@ -15,6 +15,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CONFIG = 2  # bad usage, module, settings or topology
 EXIT_BROKER = 3  # no broker answered
+EXIT_LAG = 1  # `streamkit lag --max-lag N`: the lag is above N
+EXIT_FAILED = 4  # some records could not be published (replay, produce); rerun to resume
+EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM after committing its progress
 
 
 def kafka_options(fn: F) -> F:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from streamkit._version import __version__
+from streamkit.cli.dlq import dlq
+from streamkit.cli.lag import lag
+from streamkit.cli.produce import produce
+from streamkit.cli.replay import replay
 from streamkit.cli.run import run
 from streamkit.cli.topics import topics
 
@@ -22,6 +26,10 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(topics)
+cli.add_command(replay)
+cli.add_command(dlq)
+cli.add_command(produce)
+cli.add_command(lag)
 
 
 def main() -> None:

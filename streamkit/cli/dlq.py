@@ -1,0 +1,270 @@
+"""``streamkit dlq list|show|stats|purge DLQ_TOPIC``: inspect and clean dead-letter topics.
+
+Reads use a throwaway consumer on ``assign()`` from the low to the high watermark of
+the moment: they commit nothing and end even while records keep arriving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.json import JSON
+
+from streamkit.cli.common import friendly_errors, kafka_options, settings_overrides
+from streamkit.config import Settings
+from streamkit.ops import dlq as ops_dlq
+from streamkit.ops.cluster import Cluster
+from streamkit.ops.filters import RecordFilter
+from streamkit.ops.records import DeadLetter
+from streamkit.ops.render import console, print_json, shorten, table
+from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+LIST_LIMIT = 100  # rows `dlq list` shows unless --limit says otherwise
+
+
+class TimeParam(click.ParamType[str, Any]):
+    """An ISO timestamp or a duration ago; kept as typed (a replay group is keyed on it)."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """Validate now, resolve later."""
+        try:
+            parse_time(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+TIME = TimeParam()
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not tables.")
+
+
+def filter_options(fn: F) -> F:
+    """``--event-type --error-type --key --since --until --partition --limit``."""
+    options = [
+        click.option("--limit", type=click.IntRange(min=1), help="At most this many records."),
+        click.option("--partition", "-p", "partitions", type=int, multiple=True,
+                     help="Only this partition of the DLQ (repeatable)."),
+        click.option("--until", type=TIME, help="Records dead-lettered before TIME."),
+        click.option("--since", type=TIME,
+                     help="Records dead-lettered at or after TIME (ISO, or ago: 30m, 2h, 7d)."),
+        click.option("--key", "keys", multiple=True, help="Only this record key (repeatable)."),
+        click.option("--error-type", "error_types", multiple=True,
+                     help="Only this exception class, e.g. TimeoutError (repeatable)."),
+        click.option("--event-type", "event_types", multiple=True,
+                     help="Only this event type (repeatable)."),
+    ]  # fmt: skip
+    for option in options:
+        fn = option(fn)
+    return fn
+
+
+def pop_filter(opts: dict[str, Any]) -> tuple[RecordFilter, tuple[int, ...], int | None]:
+    """Take the filter options out of ``opts``: (filter, partitions, limit)."""
+    flt = RecordFilter.build(
+        event_types=opts.pop("event_types"),
+        error_types=opts.pop("error_types"),
+        keys=opts.pop("keys"),
+        since=opts.pop("since"),
+        until=opts.pop("until"),
+    )
+    return flt, tuple(opts.pop("partitions")), opts.pop("limit")
+
+
+def connect(bootstrap_servers: str | None, kafka: tuple[str, ...]) -> Cluster:
+    """Settings from flags and environment, and a connection (fails fast without a broker)."""
+    return Cluster.connect(Settings(**settings_overrides(bootstrap_servers, kafka)))
+
+
+@click.group()
+def dlq() -> None:
+    """Inspect, count and purge dead-letter topics."""
+
+
+@dlq.command("list")
+@click.argument("dlq_topic")
+@filter_options
+@json_option
+@kafka_options
+@friendly_errors
+def list_(
+    dlq_topic: str,
+    as_json: bool,
+    bootstrap_servers: str | None,
+    kafka: tuple[str, ...],
+    **opts: Any,
+) -> None:
+    """List the records of DLQ_TOPIC: time, position, key, event and error type, message."""
+    flt, partitions, limit = pop_filter(opts)
+    cluster = connect(bootstrap_servers, kafka)
+    listing = ops_dlq.list_records(
+        cluster, dlq_topic, flt, partitions=partitions, limit=limit or LIST_LIMIT
+    )
+    if as_json:
+        print_json(
+            {
+                "topic": dlq_topic,
+                "matched": listing.matched,
+                "scanned": listing.scanned,
+                "records": [r.summary() for r in listing.records],
+            }
+        )
+        return
+    out = console()
+    out.print(_records_table(dlq_topic, listing.records))
+    shown = len(listing.records)
+    more = f" (showing {shown}; use --limit)" if shown < listing.matched else ""
+    out.print(f"{listing.matched} of {listing.scanned} records matched{more}")
+
+
+def _records_table(topic: str, records: list[DeadLetter]) -> Any:
+    columns = ["time", "partition/offset", "key", "event type", "error type", "message", "attempts"]
+    rows = []
+    for record in records:
+        s = record.summary()
+        rows.append(
+            [
+                s["timestamp"],
+                f"{s['partition']}/{s['offset']}",
+                shorten(s["key"], 24),
+                s["event_type"],
+                s["error_type"],
+                shorten(s["error_message"], 60),
+                s["attempt"],
+            ]
+        )
+    return table(topic, columns, rows, numeric=1)
+
+
+@dlq.command()
+@click.argument("dlq_topic")
+@click.option("--partition", "-p", type=click.IntRange(min=0), required=True)
+@click.option("--offset", "-o", type=click.IntRange(min=0), required=True)
+@json_option
+@kafka_options
+@friendly_errors
+def show(
+    dlq_topic: str,
+    partition: int,
+    offset: int,
+    as_json: bool,
+    bootstrap_servers: str | None,
+    kafka: tuple[str, ...],
+) -> None:
+    """Show one record in full: every header, the traceback, the payload."""
+    cluster = connect(bootstrap_servers, kafka)
+    details = ops_dlq.get_record(cluster, dlq_topic, partition, offset).details()
+    if as_json:
+        print_json(details)
+        return
+    _print_details(details)
+
+
+def _print_details(d: dict[str, Any]) -> None:
+    out = console()
+    out.print(f"[bold]{d['topic']}/{d['partition']}/{d['offset']}[/bold]  {d['timestamp']}")
+    out.print(f"key: {d['key'] if d['key'] is not None else '(none)'}")
+    headers = [
+        [name, "(see traceback below)" if name.endswith("-traceback") else value]
+        for name, value in d["headers"]
+    ]
+    out.print(table("headers", ["name", "value"], headers))
+    if d["traceback"]:
+        out.rule("traceback")
+        out.print(d["traceback"], markup=False, highlight=False)
+    out.rule("payload")
+    if d["payload_is_json"]:
+        out.print(JSON.from_data(d["payload"], indent=2))
+    else:
+        out.print(d["payload"] if d["payload"] is not None else "(null)", markup=False)
+
+
+@dlq.command("stats")
+@click.argument("dlq_topic")
+@filter_options
+@json_option
+@kafka_options
+@friendly_errors
+def stats_(
+    dlq_topic: str,
+    as_json: bool,
+    bootstrap_servers: str | None,
+    kafka: tuple[str, ...],
+    **opts: Any,
+) -> None:
+    """Count the records of DLQ_TOPIC by event type and error type; the oldest one's age."""
+    flt, partitions, _limit = pop_filter(opts)
+    cluster = connect(bootstrap_servers, kafka)
+    result = ops_dlq.stats(cluster, dlq_topic, flt, partitions).as_dict(now_ms())
+    if as_json:
+        print_json({"topic": dlq_topic, **result})
+        return
+    out = console()
+    for title, counts in (
+        ("by event type", result["by_event_type"]),
+        ("by error type", result["by_error_type"]),
+        ("by original topic", result["by_original_topic"]),
+    ):
+        out.print(table(title, ["name", "records"], counts.items(), numeric=1))
+    oldest = result["oldest_ms"]
+    age = (
+        ""
+        if oldest is None
+        else f"; oldest {iso(oldest)} ({human_age(result['oldest_age_s'])} ago)"
+    )
+    out.print(f"{result['total']} records{age}")
+
+
+@dlq.command()
+@click.argument("dlq_topic")
+@click.option("--before", type=TIME, help="Delete records dead-lettered before TIME.")
+@click.option("--all", "everything", is_flag=True, help="Delete every record stored now.")
+@click.option("--partition", "-p", "partitions", type=int, multiple=True,
+              help="Only this partition (repeatable).")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@kafka_options
+@friendly_errors
+def purge(
+    dlq_topic: str,
+    before: str | None,
+    everything: bool,
+    partitions: tuple[int, ...],
+    yes: bool,
+    as_json: bool,
+    bootstrap_servers: str | None,
+    kafka: tuple[str, ...],
+) -> None:
+    """Delete records of DLQ_TOPIC for good (Kafka DeleteRecords), after confirmation."""
+    if everything == (before is not None):
+        raise click.UsageError("give exactly one of --before TIME and --all")
+    cluster = connect(bootstrap_servers, kafka)
+    before_ms = None if before is None else parse_time(before)
+    cuts = ops_dlq.plan_purge(cluster, dlq_topic, before_ms, partitions)
+    count = sum(c.count for c in cuts)
+    if count and not yes:
+        when = "" if before_ms is None else f" dead-lettered before {iso(before_ms)}"
+        click.confirm(
+            f"Delete {count} records{when} from {dlq_topic}? This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    lows = ops_dlq.purge(cluster, dlq_topic, cuts)
+    rows = [
+        {
+            "partition": c.partition,
+            "deleted": c.count,
+            "low_watermark": lows.get(c.partition, c.low),
+        }
+        for c in cuts
+    ]
+    if as_json:
+        print_json({"topic": dlq_topic, "deleted": count, "partitions": rows})
+        return
+    cells = [[r["partition"], r["deleted"], r["low_watermark"]] for r in rows]
+    console().print(table(dlq_topic, ["partition", "deleted", "new low offset"], cells, numeric=2))
+    console().print(f"deleted {count} records" if count else "nothing to delete")

@@ -1,0 +1,103 @@
+"""A read-only view of one dead-letter record and the streamkit headers it carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streamkit import envelope as env
+from streamkit.ops.timeparse import iso
+
+
+def text(raw: bytes | None) -> str:
+    """Bytes shown to people: UTF-8, undecodable bytes escaped, None as empty."""
+    return "" if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record of a dead-letter topic, as it is on the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: env.Headers
+
+    @classmethod
+    def from_message(cls, msg: Any) -> DeadLetter:
+        """Wrap a consumed confluent-kafka message (no copies of key or value)."""
+        return cls(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            msg.timestamp()[1],
+            msg.key(),
+            msg.value(),
+            msg.headers() or [],
+        )
+
+    @property
+    def position(self) -> str:
+        """``topic/partition/offset``: where this record is."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+    def header(self, name: str) -> str | None:
+        """Header ``name`` as text, or None."""
+        return env.header_str(self.headers, name)
+
+    def event_type(self) -> str | None:
+        """The ``event_type`` header, else the envelope's field (bare payloads: None)."""
+        found = self.header(env.HEADER_EVENT_TYPE)
+        if found is not None or not self.value:
+            return found
+        try:
+            decoded = orjson.loads(self.value)
+        except orjson.JSONDecodeError:
+            return None
+        value = decoded.get("event_type") if isinstance(decoded, dict) else None
+        return value if isinstance(value, str) else None
+
+    def error_type(self) -> str | None:
+        """The exception class that sent the record here."""
+        return self.header(env.H_ERROR_TYPE)
+
+    def attempt(self) -> int | None:
+        """The attempt that failed last."""
+        return env.header_int(self.headers, env.H_ATTEMPT)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields ``dlq list`` shows, JSON-ready."""
+        return {
+            "timestamp": iso(self.timestamp_ms),
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": None if self.key is None else text(self.key),
+            "event_type": self.event_type(),
+            "error_type": self.error_type(),
+            "error_message": self.header(env.H_ERROR_MESSAGE),
+            "attempt": self.attempt(),
+            "original_topic": self.header(env.H_ORIGINAL_TOPIC),
+            "group": self.header(env.H_GROUP),
+        }
+
+    def details(self) -> dict[str, Any]:
+        """Everything ``dlq show`` shows: all headers, the traceback, the decoded payload."""
+        payload: Any
+        try:
+            payload = None if self.value is None else orjson.loads(self.value)
+        except orjson.JSONDecodeError:
+            payload = text(self.value)
+        return {
+            "topic": self.topic,
+            **self.summary(),
+            "timestamp_ms": self.timestamp_ms,
+            "headers": [[k, None if v is None else text(v)] for k, v in self.headers],
+            "traceback": self.header(env.H_ERROR_TRACEBACK),
+            "payload": payload,
+            "payload_is_json": self.value is not None and not isinstance(payload, str),
+        }
