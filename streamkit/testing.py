@@ -14,7 +14,6 @@ waited for: a retried record is handled again as soon as the current work is don
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -96,9 +95,7 @@ class _MemoryProducer(Producer):
         partition: int | None = None,
     ) -> Delivery:
         record = self._broker.append(topic, value, key=key, headers=headers)
-        future: concurrent.futures.Future[DeliveryResult] = concurrent.futures.Future()
-        future.set_result(DeliveryResult(topic, 0, record.offset(), 0.0))
-        return Delivery(future)
+        return Delivery.completed(DeliveryResult(topic, 0, record.offset(), 0.0))
 
     def close(self, timeout: float = 10.0) -> int:
         return 0

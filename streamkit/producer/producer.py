@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -52,32 +51,105 @@ class DeliveryResult:
     latency: float  # seconds from send to acknowledgement
 
 
+# One lock for every Delivery: held for a few instructions, never while calling out.
+_LOCK = threading.Lock()
+_PENDING, _OK, _FAILED = 0, 1, 2
+
+
 class Delivery:
-    """The pending delivery of one record: ``await`` it, or call :meth:`result`."""
+    """The pending delivery of one record: ``await`` it, or call :meth:`result`.
 
-    __slots__ = ("_future",)
+    Lighter than a ``concurrent.futures.Future`` (no condition variable unless someone
+    blocks on it): one is made per record, so it is on the producer's hot path.
+    """
 
-    def __init__(self, future: concurrent.futures.Future[DeliveryResult]) -> None:
-        self._future = future
+    __slots__ = ("_callbacks", "_error", "_event", "_notify", "_result", "_started", "_state")
+
+    def __init__(self, notify: Callable[[str, float], None] | None = None) -> None:
+        self._state = _PENDING
+        self._result: DeliveryResult | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Delivery], None]] | None = None
+        self._event: threading.Event | None = None
+        self._notify = notify
+        self._started = time.monotonic()
+
+    @classmethod
+    def completed(cls, result: DeliveryResult) -> Delivery:
+        """A delivery that already succeeded (in-memory brokers, tests)."""
+        delivery = cls()
+        delivery._settle(result, None)
+        return delivery
+
+    def _report(self, err: KafkaError | None, msg: Any) -> None:
+        """librdkafka's delivery report (producer thread)."""
+        latency = time.monotonic() - self._started
+        if err is not None:
+            self._settle(None, map_error(err))
+        else:
+            self._settle(DeliveryResult(msg.topic(), msg.partition(), msg.offset(), latency), None)
+        if self._notify is not None:
+            self._notify("failed" if err is not None else "ok", latency)
+
+    def _settle(self, result: DeliveryResult | None, error: BaseException | None) -> None:
+        with _LOCK:
+            self._result, self._error = result, error
+            self._state = _FAILED if error is not None else _OK
+            callbacks, self._callbacks = self._callbacks, None
+            event = self._event
+        if event is not None:
+            event.set()
+        for fn in callbacks or ():
+            fn(self)
 
     def __await__(self) -> Generator[Any, None, DeliveryResult]:
-        return asyncio.wrap_future(self._future).__await__()
+        if self._state == _PENDING:
+            loop = asyncio.get_running_loop()
+            woken: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: Delivery) -> None:
+                loop.call_soon_threadsafe(_wake, woken)
+
+            self.add_done_callback(wake)
+            yield from woken
+        return self.result()
 
     def result(self, timeout: float | None = None) -> DeliveryResult:
         """Block until acknowledged; raises a :class:`~streamkit.errors.ProducerError`."""
-        return self._future.result(timeout)
+        if self._state == _PENDING:
+            with _LOCK:
+                if self._state == _PENDING and self._event is None:
+                    self._event = threading.Event()
+                event = self._event
+            if event is not None and not event.wait(timeout):
+                raise TimeoutError(f"no delivery report within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
     def done(self) -> bool:
         """True once acknowledged or failed."""
-        return self._future.done()
+        return self._state != _PENDING
 
     def add_done_callback(self, fn: Callable[[Delivery], None]) -> None:
-        """Call ``fn(self)`` once done (in the producer's thread)."""
-        self._future.add_done_callback(lambda _f: fn(self))
+        """Call ``fn(self)`` once done (in the producer's thread, or now if done)."""
+        with _LOCK:
+            if self._state == _PENDING:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
 
     def exception(self) -> BaseException | None:
-        """The failure, once done; None on success."""
-        return self._future.exception(0)
+        """The failure, once done; None on success or while pending."""
+        return self._error
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def map_error(err: KafkaError) -> ProducerError:
@@ -177,25 +249,16 @@ class Producer:
         """Send raw bytes as they are (retry/DLQ records, replay). Thread-safe."""
         if self._closed:
             raise ProducerClosedError("producer is closed")
-        future: concurrent.futures.Future[DeliveryResult] = concurrent.futures.Future()
-        started = time.monotonic()
-
-        def report(err: KafkaError | None, msg: Any) -> None:
-            latency = time.monotonic() - started
-            if err is not None:
-                self._notify("failed", latency)
-                future.set_exception(map_error(err))
-            else:
-                self._notify("ok", latency)
-                future.set_result(
-                    DeliveryResult(msg.topic(), msg.partition(), msg.offset(), latency)
-                )
-
-        kwargs: dict[str, Any] = {"key": _to_bytes(key), "headers": headers, "on_delivery": report}
+        delivery = Delivery(self._on_delivery)
+        kwargs: dict[str, Any] = {
+            "key": _to_bytes(key),
+            "headers": headers,
+            "on_delivery": delivery._report,
+        }
         if partition is not None:
             kwargs["partition"] = partition
         self._produce(topic, value, kwargs)
-        return Delivery(future)
+        return delivery
 
     def _produce(self, topic: str, value: bytes | None, kwargs: dict[str, Any]) -> None:
         deadline = time.monotonic() + QUEUE_FULL_LIMIT
@@ -211,10 +274,6 @@ class Producer:
                 time.sleep(QUEUE_FULL_WAIT)
             except KafkaException as exc:
                 raise map_error(exc.args[0]) from None
-
-    def _notify(self, outcome: str, latency: float) -> None:
-        if self._on_delivery is not None:
-            self._on_delivery(outcome, latency)
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for outstanding records; return how many remain."""
