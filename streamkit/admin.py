@@ -12,11 +12,16 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 )
 
 from streamkit.errors import BrokerUnavailableError, ConfigError, MissingTopicsError
+from streamkit.producer.producer import RDKAFKA_LOG
 
 
 def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:
     """An admin client and the cluster's metadata; raises if no broker answers in time."""
-    admin = AdminClient(settings)
+    try:
+        conf: dict[str, Any] = {"logger": RDKAFKA_LOG, **settings}  # no raw lines on stderr
+        admin = AdminClient(conf)
+    except KafkaException as exc:
+        raise ConfigError(f"invalid client settings: {exc.args[0].str()}") from None
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from streamkit.errors import BrokerUnavailableError, ConfigError, StreamkitError
 
@@ -65,6 +66,14 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" + (
+        f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    )
+
+
 def friendly_errors(fn: F) -> F:
     """Turn streamkit's errors into one line on stderr and a meaningful exit code."""
 
@@ -76,7 +85,7 @@ def friendly_errors(fn: F) -> F:
             fail(str(exc), EXIT_BROKER)
         except (ConfigError, StreamkitError) as exc:
             fail(str(exc), EXIT_CONFIG)
-        except ValueError as exc:  # pydantic settings validation
-            fail(f"invalid settings: {exc}", EXIT_CONFIG)
+        except ValidationError as exc:  # settings from flags or STREAMKIT_* variables
+            fail(f"invalid settings: {_first_error(exc)}", EXIT_CONFIG)
 
     return wrapper  # type: ignore[return-value]
