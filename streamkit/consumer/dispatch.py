@@ -411,6 +411,7 @@ class Dispatcher:
             partition=msg.partition(),
             offset=msg.offset(),
             event_type=event_type,
+            event_id=env.header_str(msg.headers(), env.HEADER_EVENT_ID),
             attempt=attempt,
             target=plan.topic,
             error_type=error_type(exc),
