@@ -28,6 +28,7 @@ from streamkit.errors import ConfigError
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
+from streamkit.ops.lag import messages_behind
 from streamkit.producer.producer import Producer
 from streamkit.retry.failures import FailurePlanner
 from streamkit.retry.topics import Tier, tier_map
@@ -406,8 +407,7 @@ def _lag(state: PartitionState, high: int, committed: int, now_ms: float) -> tup
     group ever committed, from what this member has handled (or 0 records handled).
     """
     tracker = state.tracker
-    base = committed if committed >= 0 else max(tracker.position, 0)
-    lag = max(high - base, 0)
+    lag = messages_behind(high, committed, max(tracker.position, 0))
     oldest = state.tracker.oldest_pending_timestamp()
     if oldest is not None:
         return lag, max(now_ms - oldest, 0) / 1000

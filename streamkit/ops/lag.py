@@ -38,6 +38,15 @@ class LagRow:
         }
 
 
+def messages_behind(end: int, committed: int | None, start: int) -> int:
+    """End offset minus the committed offset, or minus ``start`` when nothing is committed.
+
+    The one definition of lag: ``streamkit lag`` and the runtime's lag gauge both use it.
+    """
+    base = committed if committed is not None and committed >= 0 else start
+    return max(end - base, 0)
+
+
 def committed_offsets(admin: AdminClient, group: str, timeout: float) -> dict[tuple[str, int], int]:
     """Every offset ``group`` committed: ``{(topic, partition): offset}``."""
     request = [ConsumerGroupTopicPartitions(group)]
@@ -79,8 +88,8 @@ def group_lag(
     rows = []
     for tp in parts:
         end = ends[tp]
-        position = done.get(tp, lows.get(tp, end))
-        rows.append(LagRow(tp[0], tp[1], done.get(tp), end, max(end - position, 0)))
+        behind = messages_behind(end, done.get(tp), lows.get(tp, end))
+        rows.append(LagRow(tp[0], tp[1], done.get(tp), end, behind))
     return rows
 
 
