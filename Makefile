@@ -29,7 +29,7 @@ test: $(STAMP) lint typecheck
 	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \
 	bootstrap=$$(scripts/kafka-local start | tail -n1); \
 	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
-	STREAMKIT_TEST_BOOTSTRAP=$$bootstrap $(BIN)/pytest $(PYTEST_ARGS)
+	STREAMKIT_TEST_BOOTSTRAP=$$bootstrap $(BIN)/pytest -v --durations=10 $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
