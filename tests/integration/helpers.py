@@ -118,6 +118,9 @@ def http_status(port: int, path: str) -> int:
         return 0
 
 
+RUNNING: list[Service] = []  # killed after each test by the conftest, even when it failed
+
+
 class Service:
     """`streamkit run MODULE` in a subprocess, with its /readyz and its output file."""
 
@@ -159,6 +162,7 @@ class Service:
             stderr=subprocess.STDOUT,
             env={**os.environ, "STREAMKIT_TEST_OUT": str(out), **(env or {})},
         )
+        RUNNING.append(self)
 
     def wait_ready(self, timeout: float = 60) -> None:
         def ready() -> bool:
