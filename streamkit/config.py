@@ -102,6 +102,9 @@ class Settings(BaseSettings):
             "auto.offset.reset": "earliest",
             # Bounded prefetch keeps memory flat under a large backlog.
             "queued.max.messages.kbytes": 16384,
+            # When that prefetch queue is full librdkafka waits this long before fetching
+            # again (default 1 s): a stall per full queue, a third of the throughput.
+            "fetch.queue.backoff.ms": 20,
             "enable.partition.eof": False,
         }
         return {**defaults, **self.client_settings(), **CONSUMER_FORCED}

@@ -266,6 +266,7 @@ class Worker:
 
     def _dispatch(self, msgs: list[Any]) -> None:
         states, flow, handle = self.states, self.flow, self.dispatcher.handle
+        last: dict[PartitionState, Any] = {}
         for msg in msgs:
             if msg.error() is not None:
                 self._on_record_error(msg.error())
@@ -276,6 +277,9 @@ class Worker:
             if state.tier.n and flow.gate(msg, state):
                 continue
             handle(msg, state)
+            last[state] = msg
+        for state, msg in last.items():  # for the lag-seconds estimate, once per batch
+            state.tracker.last_timestamp = msg.timestamp()[1]
         self._check_flow()
 
     def _check_flow(self) -> None:

@@ -29,12 +29,14 @@ class OffsetTracker:
         self._high = offset + 1
         self.last_timestamp = timestamp
 
-    def done_inline(self, offset: int, timestamp: int) -> bool:
-        """Fast path for an event begun and finished at once; False if others are pending."""
+    def done_inline(self, offset: int) -> bool:
+        """Fast path for an event begun and finished at once; False if others are pending.
+
+        The caller records ``last_timestamp`` once per batch (it only feeds the lag estimate).
+        """
         if self._pending:
             return False
         self._high = offset + 1
-        self.last_timestamp = timestamp
         return True
 
     def finish(self, offset: int) -> None:

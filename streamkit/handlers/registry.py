@@ -33,6 +33,11 @@ class HandlerSpec:
     max_inflight: int | None = None
 
     @property
+    def plain(self) -> bool:
+        """A sync handler of the payload alone: the runtime's fastest path."""
+        return not (self.is_async or self.blocking or self.wants_ctx or self.keep_key_order)
+
+    @property
     def name(self) -> str:
         """``module.qualname`` of the handler function."""
         return describe(self.fn)

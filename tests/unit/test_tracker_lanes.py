@@ -23,12 +23,12 @@ def test_position_only_moves_over_a_done_prefix() -> None:
 
 def test_inline_fast_path_only_when_nothing_is_pending() -> None:
     t = OffsetTracker()
-    assert t.done_inline(5, 1)
+    assert t.done_inline(5)
     assert t.position == 6
     t.begin(6, 1)
-    assert not t.done_inline(7, 1)
+    assert not t.done_inline(7)
     t.finish(6)
-    assert t.done_inline(7, 1)
+    assert t.done_inline(7)
     assert t.position == 8
 
 
