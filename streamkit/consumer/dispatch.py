@@ -114,7 +114,7 @@ class Dispatcher:
             self._done_now(msg, state)
             return
         if spec.plain and not state.running and not self._middleware:
-            self._run_plain(msg, state, spec, payload, event_id, event_type)
+            self._run_plain(msg, state, spec, payload, (event_id, event_type, attempt))
             return
         job = Job(msg, state, spec, payload, event_id, event_type, attempt)
         if spec.keep_key_order:
@@ -181,16 +181,19 @@ class Dispatcher:
         state: PartitionState,
         spec: HandlerSpec,
         payload: Any,
-        event_id: str | None,
-        event_type: str,
+        meta: tuple[str | None, str, int],
     ) -> None:
-        """The hot path: a plain sync handler, nothing of its partition in flight."""
+        """The hot path: a plain sync handler, nothing of its partition in flight.
+
+        ``meta`` is (event id, event type, attempt).
+        """
+        event_type = meta[1]
         started = time.perf_counter()
         try:
             spec.fn(payload)
         except Exception as exc:  # rare: take the general path with a Job
             self.stats.duration(event_type, time.perf_counter() - started)
-            job = Job(msg, state, spec, payload, event_id, event_type, 1)
+            job = Job(msg, state, spec, payload, meta[0], event_type, meta[2])
             state.tracker.begin(msg.offset(), msg.timestamp()[1])
             state.running += 1
             self.buffered += 1

@@ -48,3 +48,22 @@ def test_handlers_run_publish_retry_and_dead_letter_in_memory() -> None:
     assert [d.header(env.H_ERROR_TYPE) for d in dead] == ["ValueError", "DecodeError"]
     assert dead[1].value() == b"{not json"
     assert dead[0].header(env.H_ORIGINAL_TOPIC) == "orders"
+
+
+def test_a_plain_sync_handler_is_retried_exactly_max_attempts_times() -> None:
+    router = Router(topics=["t"], retry=RetryPolicy(max_attempts=3, backoff=FixedBackoff(0)))
+    calls: list[int] = []
+
+    @router.handler("e")
+    def always_fails(data: dict[str, Any]) -> None:  # plain: no ctx, sync
+        calls.append(data["n"])
+        raise RuntimeError("down")
+
+    async def scenario() -> TestBroker:
+        async with TestBroker(router) as broker:
+            await broker.publish("e", {"n": 1})
+            return broker
+
+    broker = asyncio.run(scenario())
+    assert calls == [1, 1, 1]
+    assert [d.header(env.H_ATTEMPT) for d in broker.dead_letters] == ["3"]
