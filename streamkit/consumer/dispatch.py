@@ -438,8 +438,10 @@ class Dispatcher:
         outcome = "retried" if plan.kind == "retry" else "dead_lettered"
         self.stats.count(msg.topic(), event_type, outcome)
         self.stats.failure(plan.kind, event_type, error_type(exc))
+        # A retry is routine and counted in metrics: DEBUG, or a burst of failures would log
+        # a line per event. A dead letter needs a human: WARNING.
         log.log(
-            20 if plan.kind == "retry" else 30,
+            10 if plan.kind == "retry" else 30,
             "event retried" if plan.kind == "retry" else "event dead-lettered",
             topic=msg.topic(),
             partition=msg.partition(),

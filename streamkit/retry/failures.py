@@ -14,6 +14,7 @@ from streamkit.retry.topics import Tier, TopicNames
 
 MAX_MESSAGE = 1_000  # characters of the error message kept in a header
 MAX_TRACEBACK = 4_000  # characters of the traceback kept (its end: the raising frames)
+TRACEBACK_FRAMES = 8  # innermost frames formatted
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,8 @@ def error_type(exc: BaseException) -> str:
 
 
 def _format_tb(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
+    # The innermost frames say where it broke; the rest is noise in a header.
+    text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
     return text[-MAX_TRACEBACK:]
 
 
