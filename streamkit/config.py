@@ -106,6 +106,9 @@ class Settings(BaseSettings):
             # again (default 1 s): a stall per full queue, a third of the throughput.
             "fetch.queue.backoff.ms": 20,
             "enable.partition.eof": False,
+            # A cooperative rebalance completes on a heartbeat: with the 3 s default a
+            # joining member's partitions stood still ~3 s; with 1 s, ~1.1 s (measured).
+            "heartbeat.interval.ms": 1000,
         }
         return {**defaults, **self.client_settings(), **CONSUMER_FORCED}
 
