@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
 from streamkit.errors import ConfigError
 from streamkit.handlers.middleware import Middleware
@@ -13,6 +13,20 @@ from streamkit.retry.policy import RetryPolicy
 from streamkit.retry.topics import TopicNames
 
 Ordering = Literal["key", "partition", "unordered"]
+
+
+class HandlerOptions(TypedDict, total=False):
+    """Keyword options of ``@handler`` (see :meth:`Router.handler`)."""
+
+    retry: RetryPolicy | None
+    ordering: Ordering | None
+    timeout: float | None
+    blocking: bool
+    envelope: bool
+    keep_key_order: bool
+    max_inflight: int | None
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -70,18 +84,7 @@ class Router:
         self.publish_topics: dict[str, str] = dict(publish_topics or {})
         self._handlers: dict[str, HandlerSpec] = {}
 
-    def handler(
-        self,
-        event_type: str,
-        *,
-        retry: RetryPolicy | None = None,
-        ordering: Ordering | None = None,
-        timeout: float | None = None,
-        blocking: bool = False,
-        envelope: bool = True,
-        keep_key_order: bool = False,
-        max_inflight: int | None = None,
-    ) -> Callable[[F], F]:
+    def handler(self, event_type: str, **options: Unpack[HandlerOptions]) -> Callable[[F], F]:
         """Register the decorated function for ``event_type``.
 
         ``ordering``: ``"key"`` (default) runs events of one key one at a time, in offset
@@ -94,17 +97,7 @@ class Router:
         """
 
         def register(fn: F) -> F:
-            self.add(
-                event_type,
-                fn,
-                retry=retry,
-                ordering=ordering,
-                timeout=timeout,
-                blocking=blocking,
-                envelope=envelope,
-                keep_key_order=keep_key_order,
-                max_inflight=max_inflight,
-            )
+            self.add(event_type, fn, **options)
             return fn
 
         return register
@@ -199,25 +192,5 @@ def _check_options(
 default_router = Router()
 
 
-def handler(
-    event_type: str,
-    *,
-    retry: RetryPolicy | None = None,
-    ordering: Ordering | None = None,
-    timeout: float | None = None,
-    blocking: bool = False,
-    envelope: bool = True,
-    keep_key_order: bool = False,
-    max_inflight: int | None = None,
-) -> Callable[[F], F]:
-    """Register a handler on the default router (see :meth:`Router.handler`)."""
-    return default_router.handler(
-        event_type,
-        retry=retry,
-        ordering=ordering,
-        timeout=timeout,
-        blocking=blocking,
-        envelope=envelope,
-        keep_key_order=keep_key_order,
-        max_inflight=max_inflight,
-    )
+handler = default_router.handler
+"""Register a handler on the default router (see :meth:`Router.handler`)."""
