@@ -8,6 +8,7 @@ count as done only once the broker acknowledged that record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -30,6 +31,7 @@ from streamkit.producer.producer import Delivery, Producer
 from streamkit.retry.failures import FailurePlan, FailurePlanner, error_type
 
 log = structlog.get_logger("streamkit.consumer")
+DEBUG_LOG = logging.getLogger("streamkit.consumer")  # its level decides if DEBUG lines are built
 
 REPUBLISH_BACKOFF = (0.5, 30.0)  # first and max seconds between failed retry/DLQ publishes
 
@@ -438,21 +440,22 @@ class Dispatcher:
         outcome = "retried" if plan.kind == "retry" else "dead_lettered"
         self.stats.count(msg.topic(), event_type, outcome)
         self.stats.failure(plan.kind, event_type, error_type(exc))
-        # A retry is routine and counted in metrics: DEBUG, or a burst of failures would log
-        # a line per event. A dead letter needs a human: WARNING.
-        log.log(
-            10 if plan.kind == "retry" else 30,
-            "event retried" if plan.kind == "retry" else "event dead-lettered",
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            event_type=event_type,
-            event_id=env.header_str(msg.headers(), env.HEADER_EVENT_ID),
-            attempt=attempt,
-            target=plan.topic,
-            error_type=error_type(exc),
-            error=str(exc)[:200],
-        )
+        # A retry is routine and counted in metrics: DEBUG, and only built when DEBUG is on,
+        # or a burst of failures would cost a log line per event. A dead letter: WARNING.
+        if plan.kind == "dlq" or DEBUG_LOG.isEnabledFor(logging.DEBUG):
+            log.log(
+                logging.DEBUG if plan.kind == "retry" else logging.WARNING,
+                "event retried" if plan.kind == "retry" else "event dead-lettered",
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                event_type=event_type,
+                event_id=env.header_str(msg.headers(), env.HEADER_EVENT_ID),
+                attempt=attempt,
+                target=plan.topic,
+                error_type=error_type(exc),
+                error=str(exc)[:200],
+            )
         state.acks += 1
         self.acks_pending += 1
         self._publish_failure(msg, state, plan, REPUBLISH_BACKOFF[0])
