@@ -126,10 +126,12 @@ class Worker:
         conf["error_cb"] = self._on_client_error
         conf["logger"] = RDKAFKA_LOG
         keep_order = any(spec.keep_key_order for spec in self.router.handlers())
-        if keep_order and "partition.assignment.strategy" not in self.settings.kafka:
-            # Keep-key-order needs partition N of a source and of its retry tiers on one
-            # member, which range assignment gives for topics of equal partition counts.
-            conf["partition.assignment.strategy"] = "range"
+        if keep_order and conf["partition.assignment.strategy"] != "range":
+            log.warning(
+                "keep_key_order needs partition.assignment.strategy=range: partition N of a "
+                "source and of its retry tiers may land on different members",
+                strategy=conf["partition.assignment.strategy"],
+            )
         log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
         self.consumer = confluent_kafka.Consumer(conf)
         self.flow = FlowControl(

@@ -211,7 +211,7 @@ def test_readyz_is_503_before_the_assignment_and_200_after(
             "group.id": group,
             "group.instance.id": f"holder-{unique}",
             "session.timeout.ms": 8000,
-            "partition.assignment.strategy": "cooperative-sticky",
+            "partition.assignment.strategy": "range",  # streamkit's default: one protocol
         }
     )
     holder.subscribe([topic])
