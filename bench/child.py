@@ -1,0 +1,33 @@
+"""Child-process entry: ``python -m bench.child CONTENDER SPEC.json``.
+
+Runs one contender with the spec the parent wrote and writes its result as JSON to
+``spec["out"]``. Exit code 3: the contender's library is not installed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from bench.contenders.common import Unavailable
+
+EXIT_UNAVAILABLE = 3
+
+
+def main(argv: list[str]) -> int:
+    name, spec_path = argv
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        module = importlib.import_module(f"bench.contenders.{name}")
+        result = module.run(spec)
+    except Unavailable as exc:
+        print(f"unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    Path(spec["out"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,17 @@
+"""FastStream with its aiokafka backend (``faststream.kafka``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.contenders.common import Unavailable
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from faststream.kafka import KafkaBroker
+    except ImportError as exc:
+        raise Unavailable(f"faststream[kafka]: {exc}") from None
+    from bench.contenders.faststream_common import run_with
+
+    return run_with(KafkaBroker, spec)

@@ -1,0 +1,87 @@
+"""The streamkit handler of each scenario mode: ``make(spec, rec, stop) -> (fn, options)``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from bench.contenders.common import Recorder
+from bench.workload import Order
+from streamkit import Context, FixedBackoff, RetryPolicy
+
+Stop = Callable[[], None]
+Made = tuple[Callable[..., Any], dict[str, Any]]
+
+
+class TransientError(Exception):
+    """The failure scenario's one-off error."""
+
+
+def sync_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    def on_order(event: Order) -> None:
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
+def io_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    sleep_s = float(spec["sleep_s"])
+
+    async def on_order(event: Order) -> None:
+        rec.order(event.order_id, event.seq)
+        await asyncio.sleep(sleep_s)
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
+def latency_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    async def on_order(event: Order) -> None:
+        if event.seq >= 0:  # warm-up events have negative sequence numbers
+            rec.latency(event.ts)
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
+def fail_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    every = int(spec["fail_every"])
+
+    def on_order(event: Order, ctx: Context) -> None:
+        if ctx.attempt == 1 and event.seq % every == 0:
+            raise TransientError("bench: fails once")
+        if rec.hit():
+            stop()
+
+    return on_order, {"retry": RetryPolicy(max_attempts=2, backoff=FixedBackoff(0))}
+
+
+def timeline_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    def on_order(event: Order) -> None:
+        rec.timeline()
+        rec.hit()
+
+    return on_order, {}
+
+
+def join_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    def on_order(event: Order, ctx: Context) -> None:
+        rec.timeline(ctx.partition, event.ts)
+        rec.hit()
+
+    return on_order, {}
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
+    "sync": sync_handler,
+    "io": io_handler,
+    "latency": latency_handler,
+    "fail": fail_handler,
+    "backlog": io_handler,
+    "timeline": timeline_handler,
+    "join": join_handler,
+}

@@ -1,0 +1,30 @@
+"""The scenarios, by the number the issue gives them (``profile`` last)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.context import Bench
+from bench.model import ScenarioResult
+from bench.scenarios import (
+    profile,
+    s1_throughput,
+    s2_io,
+    s3_latency,
+    s4_failure,
+    s5_backlog,
+    s6_replay,
+    s7_scaleout,
+)
+
+SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
+    "1": s1_throughput.run,
+    "2": s2_io.run,
+    "3": s3_latency.run,
+    "4": s4_failure.run,
+    "5": s5_backlog.run,
+    "6": s6_replay.run,
+    "7": s7_scaleout.run,
+    "profile": profile.run,
+}
+ALL = tuple(SCENARIOS)
