@@ -189,7 +189,8 @@ def _notes(b: Bench) -> list[str]:
     s = b.sizes
     return [
         f"{s.s7_events:,} events pre-produced on {s.s7_partitions} partitions; members "
-        f"({', '.join(map(str, s.s7_members))}) start together in one group (cooperative-sticky). "
+        f"({', '.join(map(str, s.s7_members))}) start together in one group "
+        "(streamkit's default assignor, range). "
         "'events/s, all members' counts only the window in which every member was handling "
         "(from the last member's first event to the first member's last event); "
         "'incl. joins' is all events over first-to-last.",
@@ -200,11 +201,10 @@ def _notes(b: Bench) -> list[str]:
         "that moved (includes the normal gap between two events of one partition, "
         f"~{1000 * s.s7_partitions / s.s7_join_rate:.1f} ms); max latency = produce to handler "
         "entry over the whole run.",
-        "The default assignor (cooperative-sticky) balances the number of partitions per "
-        "member over all subscribed topics, retry tiers included, not per topic: 'events per "
-        "member' and 'source partitions moved' (12 = the new member took every source "
-        "partition) show how the source topic was actually split. The range rows (per-topic "
-        "balance, eager rebalance) are the same run with one librdkafka setting changed.",
+        "streamkit defaults to range (per-topic balance, eager rebalance); cooperative-sticky "
+        "balances partition counts over all subscribed topics, retry tiers included, and "
+        "let a joining member take every source partition. 'events per member' and 'source "
+        "partitions moved' show how the source topic was actually split.",
         "2 cores host the broker and every member: more members than cores cannot add "
         "throughput here; the figures show the cost of coordination, not the scaling limit.",
     ]
