@@ -83,7 +83,7 @@ class _MemoryProducer(Producer):
         self._broker = broker
         self._topics = topics
         self._default_topic = None
-        self._closed = False
+        self._closing = self._closed = False
 
     def send(
         self,

@@ -288,30 +288,38 @@ class Dispatcher:
             return False
         return spec.max_inflight is None or self._per_handler.get(spec, 0) < spec.max_inflight
 
-    def _launch(self, job: Job) -> None:
-        if job.state.revoked:  # waited for room while its partition was revoked
+    def _launch(self, job: Job) -> bool:
+        """Start ``job``'s task; False if its partition was revoked while it waited."""
+        if job.state.revoked:
             self._release(job, self._lane(job.spec, job.msg))
-            return
+            return False
         self.running += 1
         self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         task = self._loop.create_task(self._run_task(job))
         job.state.tasks.add(task)
         task.add_done_callback(job.state.tasks.discard)
+        return True
 
     def _task_ended(self, spec: HandlerSpec) -> None:
         self.running -= 1
         self._per_handler[spec] -= 1
+        # Keep going until a job really starts: a waiting job of a revoked partition is
+        # released instead, and must not leave the others waiting with nothing running.
+        while self._waiting and self.running < self._max_inflight:
+            job = self._next_waiting()
+            if job is None or self._launch(job):
+                return
+
+    def _next_waiting(self) -> Job | None:
+        """The first waiting job with room (a per-handler limit may hold the head back)."""
         waiting = self._waiting
-        if not waiting:
-            return
         if self._has_room(waiting[0].spec):
-            self._launch(waiting.popleft())
-            return
-        for job in waiting:  # a per-handler limit holds the head back: find another
+            return waiting.popleft()
+        for job in waiting:
             if self._has_room(job.spec):
                 waiting.remove(job)
-                self._launch(job)
-                return
+                return job
+        return None
 
     def _run_queued_sync(self, job: Job) -> None:
         ctx = self._context(job) if job.spec.wants_ctx or self._middleware else None
@@ -389,6 +397,9 @@ class Dispatcher:
         try:
             for delivery in ctx.pending_deliveries():
                 await delivery
+        except asyncio.CancelledError:
+            self._release(job, lane)  # revoked or lost: not done, but the lane must move on
+            raise
         except Exception as exc:
             error = exc
         self._settle(job, None, error, lane)

@@ -171,7 +171,10 @@ class Worker:
         log.info("stopping", inflight=self.dispatcher.running, timeout_s=bound)
         await self._drain_while_polling(states, bound)
         self.stats.flush()
-        await self._in_poll_thread(self._commit_sync, self._positions(states))
+        # Only partitions still ours: one revoked during the drain was committed by its
+        # revoke callback, and may belong to another member now.
+        owned = [s for s in states if not s.revoked]
+        await self._in_poll_thread(self._commit_sync, self._positions(owned))
         if self._lag_job is not None:  # never close the consumer under a lag request
             await asyncio.wait([asyncio.wrap_future(self._lag_job)], timeout=2 * LAG_TIMEOUT)
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
@@ -201,7 +204,8 @@ class Worker:
             _, pending = await asyncio.wait(waits, timeout=bound)
             for fut in pending:
                 fut.cancel()
-        leftovers = [task for s in states for task in s.tasks]
+        # Finished tasks may still sit in s.tasks until their done-callback runs.
+        leftovers = [task for s in states for task in s.tasks if not task.done()]
         for task in leftovers:
             task.cancel()
         if leftovers:

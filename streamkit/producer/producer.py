@@ -196,7 +196,8 @@ class Producer:
         self._topics = dict(topics or {})
         self._default_topic = default_topic
         self._on_delivery = on_delivery
-        self._closed = False
+        self._closing = False  # send() refuses new records
+        self._closed = False  # the delivery-report thread stops
         self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
         self._thread.start()
 
@@ -247,7 +248,7 @@ class Producer:
         partition: int | None = None,
     ) -> Delivery:
         """Send raw bytes as they are (retry/DLQ records, replay). Thread-safe."""
-        if self._closed:
+        if self._closing:
             raise ProducerClosedError("producer is closed")
         delivery = Delivery(self._on_delivery)
         kwargs: dict[str, Any] = {
@@ -281,8 +282,9 @@ class Producer:
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush with a bound, then stop. Records still unsent fail their futures."""
-        if self._closed:
+        if self._closing:
             return 0
+        self._closing = True  # no new records from here: the flush below covers them all
         remaining = self.flush(timeout)
         if remaining:
             # Fail what is left rather than hang: their futures get a delivery error.
