@@ -49,11 +49,7 @@ def ensure(
     sources = list(source_topics or settings.topics or router.topics)
     if not sources:
         raise ConfigError("no source topics: pass --topic or declare Router(topics=...)")
-    names = router.topic_names
-    wanted = {}
-    for source in sources:
-        for name in names.all_for(source, group, router.retry_tiers):
-            wanted[name] = source
+    wanted = router.derived_topics(sources, group)
     admin, metadata = connect(settings.client_settings(), settings.connect_timeout)
     created = ensure_topics(admin, metadata, wanted, replication_factor=replication_factor)
     for name in wanted:

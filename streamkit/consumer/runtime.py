@@ -88,19 +88,11 @@ class Worker:
 
     def derived_topics(self) -> dict[str, str]:
         """Retry tiers and DLQs, each mapped to its source topic."""
-        names = self.router.topic_names
-        return {
-            name: source
-            for source in self.sources
-            for name in names.all_for(source, self.group, self.router.retry_tiers)
-        }
+        return self.router.derived_topics(self.sources, self.group)
 
     def required_topics(self) -> list[str]:
         """Every topic this worker reads or writes: sources, retry tiers, DLQs."""
-        names = self.router.topic_names
-        needed = list(self.tiers)
-        needed += [names.dlq(source, self.group) for source in self.sources]
-        return needed
+        return [*self.sources, *self.derived_topics()]
 
     async def run(self) -> None:
         """Join the group and handle events until :meth:`stop`."""

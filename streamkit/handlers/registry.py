@@ -141,6 +141,14 @@ class Router:
         self._handlers[event_type] = spec
         return spec
 
+    def derived_topics(self, sources: Iterable[str], group: str) -> dict[str, str]:
+        """Every retry tier and DLQ of ``sources`` for ``group``, mapped to its source."""
+        return {
+            name: source
+            for source in sources
+            for name in self.topic_names.all_for(source, group, self.retry_tiers)
+        }
+
     def include(self, other: Router) -> None:
         """Add every handler and topic of ``other`` to this router."""
         for spec in other.handlers():

@@ -17,7 +17,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streamkit import Producer
+from streamkit import Producer, Router
+from streamkit.admin import connect, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMKIT = str(Path(sys.executable).with_name("streamkit"))
@@ -33,6 +34,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def ensure_failure_topics(bootstrap: str, router: Router, topic: str, group: str) -> None:
+    """Create ``topic``'s retry tiers and DLQ for ``group`` (as `streamkit topics ensure`)."""
+    admin, metadata = connect({"bootstrap.servers": bootstrap}, 10)
+    ensure_topics(admin, metadata, router.derived_topics([topic], group))
 
 
 def produce_events(

@@ -9,9 +9,14 @@ from pydantic import BaseModel
 
 from streamkit import Router
 from streamkit import envelope as env
-from streamkit.admin import connect, ensure_topics
 from streamkit.envelope import encode_envelope
-from tests.integration.helpers import committed, produce_raw, read_all, wait_until
+from tests.integration.helpers import (
+    committed,
+    ensure_failure_topics,
+    produce_raw,
+    read_all,
+    wait_until,
+)
 from tests.integration.inproc import RunningWorker, settings
 
 pytestmark = pytest.mark.kafka
@@ -61,9 +66,7 @@ def test_each_bad_record_lands_in_the_dlq_and_the_partition_moves_on(
     def on_order(order: Order) -> None:
         handled.append(order.order_id)
 
-    admin, md = connect({"bootstrap.servers": kafka_bootstrap}, 10)
-    names = router.topic_names.all_for(topic, group, router.retry_tiers)
-    ensure_topics(admin, md, dict.fromkeys(names, topic))
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     records: list[tuple[bytes | None, bytes | None, Any]] = []
     for i, (case, (value, headers)) in enumerate(BAD.items()):
         records.append((case.encode(), value, [*headers, ("trace", b"t-%d" % i)]))

@@ -14,9 +14,14 @@ from confluent_kafka import Producer as RawProducer
 
 from streamkit import Context, FixedBackoff, RetryPolicy, Router
 from streamkit.envelope import encode_envelope
-from tests.integration.helpers import Service, committed, produce_events, wait_until
+from tests.integration.helpers import (
+    Service,
+    committed,
+    ensure_failure_topics,
+    produce_events,
+    wait_until,
+)
 from tests.integration.inproc import RunningWorker, settings
-from tests.integration.test_retry import ensure
 
 pytestmark = pytest.mark.kafka
 
@@ -106,7 +111,7 @@ def test_long_handlers_do_not_leave_the_group_and_timeouts_are_retried(
         if ctx.attempt == 1:
             await asyncio.sleep(60)
 
-    ensure(kafka_bootstrap, router, topic, group)
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     produce_events(
         kafka_bootstrap, topic, [("long", {}, "a"), ("blocking", {}, "b"), ("hangs", {}, "c")]
     )

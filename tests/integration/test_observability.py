@@ -66,13 +66,13 @@ def _backlog() -> list[tuple[str, object, str]]:
 
 
 def _ensure_failure_topics(bootstrap: str, topic: str, group: str) -> None:
-    names = observed.router.topic_names.all_for(topic, group, observed.router.retry_tiers)
+    names = observed.router.derived_topics([topic], group)
 
     def create() -> bool:
         admin, metadata = connect({"bootstrap.servers": bootstrap}, 30)
         if topic not in metadata.topics:
             return False  # the new source topic is not in the metadata yet
-        ensure_topics(admin, metadata, dict.fromkeys(names, topic))
+        ensure_topics(admin, metadata, names)
         return True
 
     wait_until(create, 30, f"retry/DLQ topics of {topic}", every=0.2)

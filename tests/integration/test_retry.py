@@ -9,17 +9,16 @@ import pytest
 
 from streamkit import Context, FixedBackoff, RetryPolicy, Router
 from streamkit import envelope as env
-from streamkit.admin import connect, ensure_topics
-from tests.integration.helpers import committed, produce_events, read_all, wait_until
+from tests.integration.helpers import (
+    committed,
+    ensure_failure_topics,
+    produce_events,
+    read_all,
+    wait_until,
+)
 from tests.integration.inproc import RunningWorker, settings
 
 pytestmark = pytest.mark.kafka
-
-
-def ensure(bootstrap: str, router: Router, topic: str, group: str) -> None:
-    admin, md = connect({"bootstrap.servers": bootstrap}, 10)
-    names = router.topic_names.all_for(topic, group, router.retry_tiers)
-    ensure_topics(admin, md, dict.fromkeys(names, topic))
 
 
 @pytest.mark.timeout(90)
@@ -42,7 +41,7 @@ def test_fails_twice_then_succeeds_without_blocking_its_partition(
     def ok(data: dict[str, Any]) -> None:
         healthy.append(time.time())
 
-    ensure(kafka_bootstrap, router, topic, group)
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     events = [("flaky", {"n": 0}, "k-flaky")] + [
         ("healthy", {"n": i}, f"k{i}") for i in range(1000)
     ]
@@ -78,7 +77,7 @@ def test_exhausted_and_non_retryable_failures_end_in_the_dlq_with_headers(
         calls.append(("fatal", ctx.attempt))
         raise KeyError("missing customer")
 
-    ensure(kafka_bootstrap, router, topic, group)
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     produce_events(kafka_bootstrap, topic, [("always", {}, "a"), ("fatal", {}, "f")])
     with RunningWorker(router, settings(kafka_bootstrap, group, [topic])):
         dead = read_all(kafka_bootstrap, f"{topic}.{group}.dlq", 2, timeout=30)
@@ -118,8 +117,8 @@ def test_two_groups_never_rerun_each_others_failures(
     def fine(data: dict[str, Any]) -> None:
         seen_by_other.append(data["n"])
 
-    ensure(kafka_bootstrap, failing, topic, failing_group)
-    ensure(kafka_bootstrap, other, topic, other_group)
+    ensure_failure_topics(kafka_bootstrap, failing, topic, failing_group)
+    ensure_failure_topics(kafka_bootstrap, other, topic, other_group)
     produce_events(kafka_bootstrap, topic, [("e", {"n": i}, f"k{i}") for i in range(20)])
     with (
         RunningWorker(failing, settings(kafka_bootstrap, failing_group, [topic])),
@@ -187,7 +186,7 @@ def test_sigkill_while_events_wait_in_retry_tiers_loses_nothing(
     module = "tests.integration.services.flaky"
     from tests.integration.services.flaky import router
 
-    ensure(kafka_bootstrap, router, topic, group)
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     produce_events(kafka_bootstrap, topic, [("flaky", {"n": i}, f"k{i}") for i in range(200)])
     out = tmp_path / "out.txt"
     # A short session: the killed member's partitions move on in seconds, not 45 s.
@@ -234,7 +233,7 @@ def test_keep_key_order_parks_later_records_behind_a_retry(
             failed_once.add(data["n"])
             raise ConnectionError("flaky downstream")
 
-    ensure(kafka_bootstrap, router, topic, group)
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
     events = [("step", {"key": f"k{i % 2}", "n": i}, f"k{i % 2}") for i in range(20)]
     produce_events(kafka_bootstrap, topic, events)
     with RunningWorker(router, settings(kafka_bootstrap, group, [topic])):
