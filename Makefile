@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration broker-start broker-stop bench bench-smoke clean
+.PHONY: demo test lint typecheck contracts unit integration broker-start broker-stop bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy streamkit
 
+# The architecture's layers (pyproject.toml [tool.importlinter], see ARCHITECTURE.md).
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
 # The whole suite against a real broker that this target starts and stops again.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck contracts
 	@scripts/install-prometheus >/dev/null
 	@set -euo pipefail; \
 	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \

@@ -11,8 +11,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     NewTopic,
 )
 
+from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.errors import BrokerUnavailableError, ConfigError, MissingTopicsError
-from streamkit.producer.producer import RDKAFKA_LOG
 
 
 def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:

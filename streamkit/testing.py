@@ -21,17 +21,18 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import orjson
+from confluent_kafka import TopicPartition
 
 from streamkit import envelope as env
-from streamkit.consumer.dispatch import Dispatcher
-from streamkit.consumer.state import PartitionState
-from streamkit.consumer.stats import BatchStats
+from streamkit.codecs.base import event_record
+from streamkit.consumer.pipeline import build_pipeline
+from streamkit.delivery import Delivery, DeliveryResult
+from streamkit.envelope import new_event_id
+from streamkit.errors import ConfigError
 from streamkit.handlers.registry import Router
 from streamkit.observability.metrics import Metrics
-from streamkit.producer.producer import Delivery, DeliveryResult, Producer
-from streamkit.retry.failures import FailurePlanner
-from streamkit.retry.topics import Tier, tier_map
+from streamkit.observability.stats import BatchStats
+from streamkit.retry.topics import tier_map
 
 __all__ = ["Record", "TestBroker"]
 
@@ -76,14 +77,12 @@ class Record:
         return env.header_str(self._headers, name)
 
 
-class _MemoryProducer(Producer):
-    """A Producer whose sends land in the broker's lists, acknowledged at once."""
+class _MemoryTopics:
+    """The in-memory broker as a :class:`~streamkit.record.Publisher` and committer."""
 
-    def __init__(self, broker: TestBroker, topics: dict[str, str]) -> None:
+    def __init__(self, broker: TestBroker) -> None:
         self._broker = broker
-        self._topics = topics
-        self._default_topic = None
-        self._closing = self._closed = False
+        self.committed: dict[tuple[str, int], int] = {}
 
     def send(
         self,
@@ -97,12 +96,30 @@ class _MemoryProducer(Producer):
         record = self._broker.append(topic, value, key=key, headers=headers)
         return Delivery.completed(DeliveryResult(topic, 0, record.offset(), 0.0))
 
+    def topic_for(self, event_type: str) -> str:
+        topic = self._broker.router.publish_topics.get(event_type)
+        if topic is None:
+            raise ConfigError(
+                f"no topic for event type {event_type!r}: pass topic=, or map it in "
+                "Router(publish_topics=...)"
+            )
+        return topic
+
     def close(self, timeout: float = 10.0) -> int:
         return 0
 
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        for tp in offsets:
+            self.committed[(tp.topic, tp.partition)] = tp.offset
+
 
 class TestBroker:
-    """Runs a router's handlers against in-memory topics."""
+    """Runs a router's handlers against in-memory topics.
+
+    It runs the pipeline :class:`~streamkit.Worker` runs (:func:`build_pipeline`), with
+    lists for topics: routing, codec, middleware, retry planning and commits are the real
+    ones. ``committed`` shows the offsets the commit owner committed.
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -113,25 +130,32 @@ class TestBroker:
         self.topics: dict[str, list[Record]] = defaultdict(list)
         self._tiers = tier_map([self.source], group, router.retry_tiers, router.topic_names)
         self._read: dict[str, int] = defaultdict(int)
-        self._states: dict[str, PartitionState] = {}
+        self._memory = _MemoryTopics(self)
 
     async def __aenter__(self) -> TestBroker:
         self._threads = ThreadPoolExecutor(2)
-        self._dispatcher = Dispatcher(
-            router=self.router,
-            producer=_MemoryProducer(self, self.router.publish_topics),
-            planner=FailurePlanner(self.group, self.router.topic_names, self.router.retry_tiers),
+        self._pipeline = build_pipeline(
+            self.router,
+            self._memory,
+            group=self.group,
+            tiers=self._tiers,
             stats=BatchStats(Metrics(), self.group),
             threads=self._threads,
-            group=self.group,
             max_inflight=1000,
         )
+        self._pipeline.commits.attach(self._memory, asyncio.get_running_loop())
+        self._pipeline.commits.assign((topic, 0) for topic in self._tiers)
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._threads.shutdown(wait=False)
+
+    @property
+    def committed(self) -> dict[str, int]:
+        """The committed position of each topic the service reads (its partition 0)."""
+        return {topic: offset for (topic, _), offset in self._memory.committed.items()}
 
     def append(
         self,
@@ -148,11 +172,12 @@ class TestBroker:
         return record
 
     async def publish(self, event_type: str, data: Any, *, key: str | bytes | None = None) -> None:
-        """Publish an event to the source topic and handle everything it causes."""
-        value = env.encode_envelope(event_type, data)
-        self.append(
-            self.source, value, key=key, headers=[(env.HEADER_EVENT_TYPE, event_type.encode())]
+        """Publish an event to the source topic (with the router's codec) and handle
+        everything it causes."""
+        record = event_record(
+            self.router.codec, self.source, event_type, data, key=key, event_id=new_event_id()
         )
+        self.append(self.source, record.value, key=record.key, headers=record.headers)
         await self.run()
 
     async def send_raw(
@@ -165,20 +190,20 @@ class TestBroker:
     async def run(self) -> None:
         """Handle every unread record of the source and retry topics until none is left."""
         while True:
-            pending = [
-                (t, tier) for t, tier in self._tiers.items() if self._read[t] < len(self.topics[t])
-            ]
+            pending = [t for t in self._tiers if self._read[t] < len(self.topics[t])]
             if not pending:
                 return
-            for topic, tier in pending:
-                await self._consume(topic, tier)
+            for topic in pending:
+                await self._consume(topic)
+            self._pipeline.stats.flush()
+            self._pipeline.commits.commit_due()
 
-    async def _consume(self, topic: str, tier: Tier) -> None:
-        state = self._states.setdefault(topic, PartitionState(topic, 0, tier))
+    async def _consume(self, topic: str) -> None:
+        state = self._pipeline.commits.states[(topic, 0)]
         while self._read[topic] < len(self.topics[topic]):
             record = self.topics[topic][self._read[topic]]
             self._read[topic] += 1
-            self._dispatcher.handle(record, state)
+            self._pipeline.dispatcher.handle(record, state)
             while state.busy:  # let async handlers and acknowledgements finish
                 await asyncio.sleep(0)
 
@@ -190,9 +215,16 @@ class TestBroker:
             if topic in derived:
                 continue
             for record in records:
-                if record.header(env.HEADER_EVENT_TYPE) == event_type and record.value():
-                    out.append(orjson.loads(record.value() or b"null")["data"])
+                value = record.value()
+                if record.header(env.HEADER_EVENT_TYPE) == event_type and value:
+                    out.append(self._data(value))
         return out
+
+    def _data(self, value: bytes) -> Any:
+        described = self.router.codec.describe(value)
+        if isinstance(described, dict) and "data" in described and "event_id" in described:
+            return described["data"]  # an envelope: its payload
+        return described
 
     @property
     def dead_letters(self) -> list[Record]:

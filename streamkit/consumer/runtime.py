@@ -4,42 +4,44 @@ Threads: the event loop owns all state and runs handlers; one poll thread makes 
 blocking ``consume``/``commit``/``close`` call, so rebalance callbacks (which librdkafka
 runs inside those calls) can hand work to the loop and wait for it -- the loop is free
 while it awaits the poll. One hop per batch, never per record.
+
+This module assembles the parts (pipeline, flow control, rebalance bridge, lag gauges,
+metrics) and runs the poll loop; each part owns its concern.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import confluent_kafka
 import structlog
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
+from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings, redact
-from streamkit.consumer.dispatch import Dispatcher
+from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
 from streamkit.consumer.flow import FlowControl
+from streamkit.consumer.lagwatch import LagWatch
+from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
+from streamkit.consumer.pollthread import PollThread
 from streamkit.consumer.rebalance import RebalanceBridge
-from streamkit.consumer.state import PartitionState
-from streamkit.consumer.stats import BatchStats
+from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.errors import ConfigError
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
-from streamkit.ops.lag import messages_behind
+from streamkit.observability.stats import BatchStats
 from streamkit.producer.producer import Producer
-from streamkit.retry.failures import FailurePlanner
+from streamkit.record import Record
 from streamkit.retry.topics import Tier, tier_map
 
 log = structlog.get_logger("streamkit.worker")
 
 LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
-LAG_TIMEOUT = 5.0  # bound on each broker request of a lag refresh
 CLIENT_ERROR_EVERY = 30.0  # log a repeating client error (broker down) at most this often
-# librdkafka's own log lines, through logging instead of straight to stderr.
-RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 
 
 class Worker:
@@ -47,6 +49,8 @@ class Worker:
 
     Use :meth:`run` in an event loop; :meth:`stop` (thread- and signal-safe) drains
     in-flight events within ``shutdown_timeout``, commits, leaves the group and returns.
+    ``commits`` replaces the commit owner (``(tiers, load) -> CommitOwner``): a second
+    commit mode is one implementation of :class:`~streamkit.consumer.commits.CommitOwner`.
     """
 
     def __init__(
@@ -56,8 +60,10 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         health: HealthState | None = None,
+        commits: CommitsFactory | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._commits_factory = commits or self._kafka_commits
         if not self.settings.group_id:
             raise ConfigError("no consumer group: set --group or STREAMKIT_GROUP_ID")
         if len(router) == 0:
@@ -72,14 +78,8 @@ class Worker:
         )
         self.metrics = metrics or Metrics()
         self.health = health or HealthState(stall_after=self.settings.stall_after)
-        self.states: dict[tuple[str, int], PartitionState] = {}
         self._stopping = False
-        self._polling_inline = False  # read by rebalance callbacks: which thread are we on
         self._error_seen: dict[str, float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._poller = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
-        self._lag_pool = ThreadPoolExecutor(1, thread_name_prefix="streamkit-lag")
-        self._lag_job: Future[None] | None = None
         self._threads = ThreadPoolExecutor(
             self.settings.blocking_threads, thread_name_prefix="streamkit-blocking"
         )
@@ -94,54 +94,72 @@ class Worker:
         """Every topic this worker reads or writes: sources, retry tiers, DLQs."""
         return [*self.sources, *self.derived_topics()]
 
+    @property
+    def states(self) -> dict[tuple[str, int], PartitionState]:
+        """The assigned partitions' states (owned by the commit owner)."""
+        return self.pipeline.commits.states
+
     async def run(self) -> None:
         """Join the group and handle events until :meth:`stop`."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self.metrics.prime(self.group)
         self.producer = Producer(
             self.settings.producer_settings(),
             topics=self.router.publish_topics | self.settings.publish_topics,
             default_topic=self.settings.default_publish_topic,
             on_delivery=self._on_delivery,
+            codec=self.router.codec,
         )
+        self.poll = PollThread(loop)
         try:
-            await self._consume()
+            self.pipeline = self._build(self.producer)
+            await self._consume(loop)
         finally:
             self.producer.close(timeout=min(self.settings.shutdown_timeout, 10.0))
             self._threads.shutdown(wait=False, cancel_futures=True)
-            self._poller.shutdown(wait=False)
-            self._lag_pool.shutdown(wait=False, cancel_futures=True)
+            self.poll.shutdown()
 
-    async def _consume(self) -> None:
-        conf = self.settings.consumer_settings(self.group)
-        conf["on_commit"] = self._on_commit
-        conf["error_cb"] = self._on_client_error
-        conf["logger"] = RDKAFKA_LOG
-        keep_order = any(spec.keep_key_order for spec in self.router.handlers())
-        if keep_order and conf["partition.assignment.strategy"] != "range":
-            log.warning(
-                "keep_key_order needs partition.assignment.strategy=range: partition N of a "
-                "source and of its retry tiers may land on different members",
-                strategy=conf["partition.assignment.strategy"],
-            )
-        log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
+    def _build(self, producer: Producer) -> Pipeline:
+        self.stats = BatchStats(self.metrics, self.group)
+        load = Load(lambda: self._check_flow(), self.settings.max_buffered // 2)
+        return build_pipeline(
+            self.router,
+            producer,
+            group=self.group,
+            tiers=self.tiers,
+            stats=self.stats,
+            threads=self._threads,
+            max_inflight=self.settings.max_inflight,
+            load=load,
+            commits=self._commits_factory,
+        )
+
+    def _kafka_commits(self, tiers: dict[str, Tier], load: Load) -> CommitOwner:
+        commits = self.metrics.commits
+        return KafkaCommits(
+            tiers,
+            load,
+            on_result=lambda outcome: self.metrics.child(commits, self.group, outcome).inc(),
+            group=self.group,
+        )
+
+    async def _consume(self, loop: asyncio.AbstractEventLoop) -> None:
+        conf = self._consumer_conf()
         self.consumer = confluent_kafka.Consumer(conf)
+        # cast: the client's typed overloads split asynchronous=True/False; both are used.
+        self.pipeline.commits.attach(cast(Committer, self.consumer), loop)
         self.flow = FlowControl(
             self.consumer, self.settings.max_buffered, self.settings.max_pending_per_partition
         )
-        self.stats = BatchStats(self.metrics, self.group)
-        self.dispatcher = Dispatcher(
-            router=self.router,
-            producer=self.producer,
-            planner=FailurePlanner(self.group, self.router.topic_names, self.router.retry_tiers),
-            stats=self.stats,
-            threads=self._threads,
-            group=self.group,
-            on_drained=self._check_flow,
-            max_inflight=self.settings.max_inflight,
-            drained_below=self.settings.max_buffered // 2,
+        self.lag = LagWatch(self.consumer, self.states, self._set_lag, loop)
+        bridge = RebalanceBridge(
+            poll=self.poll,
+            commits=self.pipeline.commits,
+            drain=drain,
+            detached=self._detached,
+            rebalanced=self._rebalanced,
+            revoke_timeout=self.settings.revoke_timeout,
         )
-        bridge = RebalanceBridge(self)
         self.consumer.subscribe(
             list(self.tiers),
             on_assign=bridge.on_assign,
@@ -153,6 +171,21 @@ class Worker:
         finally:
             await self._shutdown()
 
+    def _consumer_conf(self) -> dict[str, Any]:
+        conf = self.settings.consumer_settings(self.group)
+        conf["on_commit"] = self.pipeline.commits.on_commit
+        conf["error_cb"] = self._on_client_error
+        keep_order = any(spec.keep_key_order for spec in self.router.handlers())
+        if keep_order and conf["partition.assignment.strategy"] != "range":
+            log.warning(
+                "keep_key_order needs partition.assignment.strategy=range: partition N of a "
+                "source and of its retry tiers may land on different members",
+                strategy=conf["partition.assignment.strategy"],
+            )
+        log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
+        conf["logger"] = RDKAFKA_LOG
+        return conf
+
     def stop(self) -> None:
         """Ask the worker to drain and leave; safe from signal handlers and other threads."""
         self._stopping = True
@@ -160,17 +193,17 @@ class Worker:
     async def _shutdown(self) -> None:
         bound = self.settings.shutdown_timeout
         states = list(self.states.values())
-        log.info("stopping", inflight=self.dispatcher.running, timeout_s=bound)
+        log.info("stopping", inflight=self.pipeline.dispatcher.running, timeout_s=bound)
         await self._drain_while_polling(states, bound)
         self.stats.flush()
         # Only partitions still ours: one revoked during the drain was committed by its
         # revoke callback, and may belong to another member now.
-        owned = [s for s in states if not s.revoked]
-        await self._in_poll_thread(self._commit_sync, self._positions(owned))
-        if self._lag_job is not None:  # never close the consumer under a lag request
-            await asyncio.wait([asyncio.wrap_future(self._lag_job)], timeout=2 * LAG_TIMEOUT)
+        commits = self.pipeline.commits
+        owned = commits.positions(s for s in states if not s.revoked)
+        await self.poll.call(commits.commit_sync, owned)
+        await self.lag.stop()
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
-        await self._in_poll_thread(self.consumer.close)
+        await self.poll.call(self.consumer.close)
         self.metrics.ready.labels(self.group).set(0)
         self.health.set_ready(False)
         log.info("stopped", group=self.group)
@@ -182,50 +215,37 @@ class Worker:
         out of the group, and then the final commit would be refused.
         """
         self.flow.pause_all(states)
-        drained = asyncio.ensure_future(self.drain(states, bound))
+        drained = asyncio.ensure_future(drain(states, bound))
         while not drained.done():
             # Paused partitions return nothing; anything else is simply not handled now
             # (not tracked, so not committed: the next owner reads it).
-            await self._in_poll_thread(self.consumer.poll, 0.05)
+            await self.poll.call(self.consumer.poll, 0.05)
         await drained
-
-    async def drain(self, states: list[PartitionState], bound: float) -> None:
-        """Wait for the in-flight work of ``states`` up to ``bound``; cancel what is left."""
-        waits = [asyncio.ensure_future(s.wait_idle()) for s in states if s.busy]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=bound)
-            for fut in pending:
-                fut.cancel()
-        # Finished tasks may still sit in s.tasks until their done-callback runs.
-        leftovers = [task for s in states for task in s.tasks if not task.done()]
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            await asyncio.wait(leftovers, timeout=1.0)
 
     # -- the poll loop -----------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
         next_commit = time.monotonic() + self.settings.commit_interval
         next_lag = time.monotonic() + LAG_REFRESH
+        dispatcher = self.pipeline.dispatcher
         while not self._stopping:
             self.health.beat()
             self.flow.resume_due()
-            msgs = self._poll_now() if self.dispatcher.idle else None
+            msgs = self._poll_now() if dispatcher.idle else None
             if not msgs:
-                msgs = await self._in_poll_thread(self._poll, self._poll_timeout())
+                msgs = await self.poll.call(self._poll, self._poll_timeout())
             if msgs:
                 self._dispatch(msgs)
             elif self.flow.backpressure:
                 self._check_flow()
             self.stats.flush()
-            self.metrics.child(self.metrics.inflight, self.group).set(self.dispatcher.running)
+            self.metrics.child(self.metrics.inflight, self.group).set(dispatcher.running)
             now = time.monotonic()
             if now >= next_commit:
-                self._commit_async()
+                self.pipeline.commits.commit_due()
                 next_commit = now + self.settings.commit_interval
             if now >= next_lag:
-                self._refresh_lag()
+                self.lag.refresh()
                 next_lag = now + LAG_REFRESH
 
     def _poll_timeout(self) -> float:
@@ -233,20 +253,17 @@ class Worker:
         due = self.flow.next_due_in()
         return timeout if due is None else min(timeout, due)
 
-    def _poll_now(self) -> list[Any]:
+    def _poll_now(self) -> list[Record]:
         """Take what is ready without leaving the loop thread (no thread hop).
 
         Only while nothing is in flight: a rebalance callback fired from here runs on the
         loop thread and cannot wait for work -- and with nothing in flight it has none.
         """
-        self._polling_inline = True
-        try:
-            msgs: list[Any] = self.consumer.consume(self.settings.batch_size, 0)
-        finally:
-            self._polling_inline = False
-        return msgs
+        with self.poll.inline():
+            msgs = self.consumer.consume(self.settings.batch_size, 0)
+        return cast(list[Record], msgs)
 
-    def _poll(self, timeout: float) -> list[Any]:
+    def _poll(self, timeout: float) -> list[Record]:
         """Runs in the poll thread: a batch of what is there, else wait for the first one.
 
         ``consume(n, timeout)`` waits for n records or the whole timeout; asking for what
@@ -254,17 +271,18 @@ class Worker:
         is light and batches large when it is heavy.
         """
         batch = self.settings.batch_size
-        msgs: list[Any] = self.consumer.consume(batch, 0)
-        if msgs:
-            return msgs
-        first = self.consumer.poll(timeout)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(batch - 1, 0)]
+        msgs = self.consumer.consume(batch, 0)
+        if not msgs:
+            first = self.consumer.poll(timeout)
+            if first is None:
+                return []
+            msgs = [first, *self.consumer.consume(batch - 1, 0)]
+        # A Message is a Record (the client's stubs type its accessors more loosely).
+        return cast(list[Record], msgs)
 
-    def _dispatch(self, msgs: list[Any]) -> None:
-        states, flow, handle = self.states, self.flow, self.dispatcher.handle
-        last: dict[PartitionState, Any] = {}
+    def _dispatch(self, msgs: list[Record]) -> None:
+        states, flow, handle = self.states, self.flow, self.pipeline.dispatcher.handle
+        last: dict[PartitionState, Record] = {}
         for msg in msgs:
             if msg.error() is not None:
                 self._on_record_error(msg.error())
@@ -281,69 +299,36 @@ class Worker:
         self._check_flow()
 
     def _check_flow(self) -> None:
-        self.flow.check(self.dispatcher.buffered, list(self.states.values()))
+        self.flow.check(self.pipeline.load.buffered, list(self.states.values()))
 
-    async def _in_poll_thread(self, fn: Any, *args: Any) -> Any:
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._poller, fn, *args)
+    # -- rebalance hooks ---------------------------------------------------------------
 
-    # -- commits -----------------------------------------------------------------------
+    def _detached(self, state: PartitionState) -> None:
+        self.flow.forget(state)
+        if state.tier.n == 0:
+            self.pipeline.lot.drop_partition(state.topic, state.partition)
+        self.metrics.forget_partition(self.group, state.topic, state.partition)
 
-    def _positions(self, states: list[PartitionState]) -> list[TopicPartition]:
-        return [
-            TopicPartition(s.topic, s.partition, s.tracker.position)
-            for s in states
-            if s.tracker.position >= 0 and s.tracker.needs_commit()
-        ]
-
-    def _commit_async(self) -> None:
-        offsets = self._positions(list(self.states.values()))
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:
-            self._commit_failed(exc)
-            return
-        for tp in offsets:
-            self.states[(tp.topic, tp.partition)].tracker.committed = tp.offset
-
-    def _commit_sync(self, offsets: list[TopicPartition]) -> bool:
-        """Blocking commit (poll thread): on revoke and at shutdown."""
-        if not offsets:
-            return True
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            self._commit_failed(exc)
-            return False
-        self.metrics.child(self.metrics.commits, self.group, "ok").inc()
-        for tp in offsets:
-            state = self.states.get((tp.topic, tp.partition))
-            if state is not None:  # a plain int store; the loop only reads it
-                state.tracker.committed = tp.offset
-        return True
-
-    def _commit_failed(self, exc: BaseException) -> None:
-        self.metrics.child(self.metrics.commits, self.group, "failed").inc()
-        log.error("offset commit failed", group=self.group, error=str(exc))
-
-    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        # Runs in the poll thread for asynchronous commits.
-        if err is None or err.code() == KafkaError._NO_OFFSET:
-            self.metrics.child(self.metrics.commits, self.group, "ok").inc()
-            return
-        self._commit_failed(KafkaException(err))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._recommit, partitions)
-
-    def _recommit(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            state = self.states.get((tp.topic, tp.partition))
-            if state is not None:
-                state.tracker.committed = -1  # commit it again at the next interval
+    def _rebalanced(self, kind: str, partitions: list[TopicPartition]) -> None:
+        m = self.metrics
+        if kind == "assigned":
+            self.health.set_ready(True)
+            m.child(m.ready, self.group).set(1)
+        else:
+            self.stats.flush()
+        m.child(m.rebalances, self.group, kind).inc()
+        m.child(m.assigned_partitions, self.group).set(len(self.states))
+        log.info(
+            "partitions " + kind,
+            group=self.group,
+            partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions],
+            assigned=len(self.states),
+        )
 
     # -- observability -----------------------------------------------------------------
+
+    def _set_lag(self, topic: str, partition: int, lag: int, seconds: float) -> None:
+        self.metrics.set_partition_lag(self.group, topic, partition, lag, seconds)
 
     def _on_delivery(self, outcome: str, latency: float) -> None:
         self.metrics.child(self.metrics.produced, outcome).inc()
@@ -360,60 +345,3 @@ class Worker:
     def _on_record_error(self, err: KafkaError) -> None:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("consume error", error=err.str(), code=err.name())
-
-    def _refresh_lag(self) -> None:
-        """Ask the broker (off the loop, in the lag thread) for end and committed offsets.
-
-        Cached watermarks only move while a partition is fetched, so a paused partition --
-        backpressure, a retry tier waiting -- would freeze its lag exactly when it matters.
-        """
-        if self._lag_job is not None and not self._lag_job.done():
-            return  # the previous refresh is still talking to the broker
-        tps = [TopicPartition(s.topic, s.partition) for s in self.states.values()]
-        if tps:
-            self._lag_job = self._lag_pool.submit(self._fetch_marks, tps)
-
-    def _fetch_marks(self, tps: list[TopicPartition]) -> None:
-        marks: dict[tuple[str, int], tuple[int, int]] = {}
-        try:
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in self.consumer.committed(tps, timeout=LAG_TIMEOUT)
-            }
-            for tp in tps:
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT)
-                marks[(tp.topic, tp.partition)] = (
-                    high,
-                    committed.get((tp.topic, tp.partition), -1),
-                )
-        except (KafkaException, RuntimeError) as exc:  # RuntimeError: consumer closed
-            log.debug("lag refresh failed", error=str(exc))
-            return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._apply_lag, marks)
-
-    def _apply_lag(self, marks: dict[tuple[str, int], tuple[int, int]]) -> None:
-        now_ms = time.time() * 1000
-        for key, (high, committed) in marks.items():
-            state = self.states.get(key)
-            if state is None or high < 0:
-                continue  # revoked meanwhile
-            lag, lag_s = _lag(state, high, committed, now_ms)
-            self.metrics.set_partition_lag(self.group, state.topic, state.partition, lag, lag_s)
-
-
-def _lag(state: PartitionState, high: int, committed: int, now_ms: float) -> tuple[int, float]:
-    """Messages and seconds behind for one partition (see the metric docs).
-
-    Lag is measured from the group's committed offset as the broker has it; before the
-    group ever committed, from what this member has handled (or 0 records handled).
-    """
-    tracker = state.tracker
-    lag = messages_behind(high, committed, max(tracker.position, 0))
-    oldest = state.tracker.oldest_pending_timestamp()
-    if oldest is not None:
-        return lag, max(now_ms - oldest, 0) / 1000
-    if lag == 0:
-        return 0, 0.0
-    # Behind, nothing in flight: the next record is no older than the last one handled.
-    return lag, max(now_ms - state.tracker.last_timestamp, 0) / 1000

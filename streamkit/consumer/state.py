@@ -1,11 +1,32 @@
-"""Per-partition runtime state, owned by the event-loop thread."""
+"""Per-partition runtime state and the in-flight bookkeeping, owned by the event-loop thread.
+
+Every event taken from Kafka is counted twice: in its partition (``running``, ``acks``: a
+revoke waits for exactly these) and in the worker-wide :class:`Load` (``buffered``: what
+backpressure bounds). The methods here are the only places those counters change.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from streamkit.consumer.tracker import OffsetTracker
+from streamkit.record import Record
 from streamkit.retry.topics import Tier
+
+
+class Load:
+    """Worker-wide counts of events in memory and failure records awaiting an ack."""
+
+    __slots__ = ("acks", "buffered", "drained_below", "on_drained")
+
+    def __init__(
+        self, on_drained: Callable[[], None] = lambda: None, drained_below: int = 0
+    ) -> None:
+        self.buffered = 0  # events taken from Kafka, not yet done (bounded by backpressure)
+        self.acks = 0  # retry/DLQ/parking publishes not yet acknowledged
+        self.on_drained = on_drained  # resume paused partitions now, not at the next poll
+        self.drained_below = drained_below
 
 
 class PartitionState:
@@ -18,6 +39,7 @@ class PartitionState:
     __slots__ = (
         "acks",
         "gated",
+        "load",
         "partition",
         "revoked",
         "running",
@@ -28,10 +50,11 @@ class PartitionState:
         "waiter",
     )
 
-    def __init__(self, topic: str, partition: int, tier: Tier) -> None:
+    def __init__(self, topic: str, partition: int, tier: Tier, load: Load | None = None) -> None:
         self.topic = topic
         self.partition = partition
         self.tier = tier
+        self.load = load or Load()
         self.tracker = OffsetTracker()
         self.revoked = False
         self.gated = False  # paused until its head retry record is due
@@ -39,6 +62,44 @@ class PartitionState:
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiter: asyncio.Future[None] | None = None
+
+    # -- in-flight bookkeeping ---------------------------------------------------------
+
+    def begin(self, record: Record) -> None:
+        """``record`` enters the in-flight set: its offset is held until it is done."""
+        self.tracker.begin(record.offset(), record.timestamp()[1])
+        self.running += 1
+        self.load.buffered += 1
+
+    def release(self) -> None:
+        """A begun job left the handler stage (done, failed over, or abandoned)."""
+        self.running -= 1
+        load = self.load
+        load.buffered -= 1
+        self.notify_if_idle()
+        if load.buffered == load.drained_below:
+            load.on_drained()
+
+    def done_now(self, record: Record) -> None:
+        """``record`` was handled on the spot: done without entering the in-flight set."""
+        offset = record.offset()
+        tracker = self.tracker
+        if not tracker.done_inline(offset):
+            tracker.begin(offset, record.timestamp()[1])
+            tracker.finish(offset)
+
+    def ack_started(self) -> None:
+        """A retry/DLQ record of this partition was sent; its source offset waits for it."""
+        self.acks += 1
+        self.load.acks += 1
+
+    def ack_ended(self) -> None:
+        """That record was acknowledged (or abandoned with the partition)."""
+        self.acks -= 1
+        self.load.acks -= 1
+        self.notify_if_idle()
+
+    # -- draining ----------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
@@ -59,3 +120,21 @@ class PartitionState:
 
     def __repr__(self) -> str:
         return f"PartitionState({self.topic}[{self.partition}] running={self.running})"
+
+
+async def drain(states: list[PartitionState], bound: float) -> None:
+    """Wait for the in-flight work of ``states`` up to ``bound``; cancel what is left.
+
+    What is cancelled is not done, so not committed: the next owner handles it again.
+    """
+    waits = [asyncio.ensure_future(s.wait_idle()) for s in states if s.busy]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=bound)
+        for fut in pending:
+            fut.cancel()
+    # Finished tasks may still sit in s.tasks until their done-callback runs.
+    leftovers = [task for s in states for task in s.tasks if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        await asyncio.wait(leftovers, timeout=1.0)

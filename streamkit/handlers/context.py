@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamkit.envelope import Headers
+from streamkit.record import Headers
 
 if TYPE_CHECKING:
-    from streamkit.producer.producer import Delivery, Producer
+    from streamkit.delivery import Delivery
+    from streamkit.handlers.publishing import EventPublisher
 
 
 class Context:
@@ -15,12 +16,13 @@ class Context:
 
     Publishes made through the context are tracked: the event's offset is committed only
     after every one of them was acknowledged by the broker, so a crash never loses an
-    output whose input was committed.
+    output whose input was committed. ``state`` is a dict for this event alone, for
+    middleware to carry things from its scope to its publish hook (a span, a transaction).
     """
 
     __slots__ = (
         "_pending",
-        "_producer",
+        "_publisher",
         "attempt",
         "event_id",
         "event_type",
@@ -29,6 +31,7 @@ class Context:
         "key",
         "offset",
         "partition",
+        "state",
         "timestamp",
         "topic",
     )
@@ -46,7 +49,7 @@ class Context:
         attempt: int,
         timestamp: int,
         group: str,
-        producer: Producer | None,
+        publisher: EventPublisher | None,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -58,8 +61,9 @@ class Context:
         self.attempt = attempt
         self.timestamp = timestamp  # milliseconds since the epoch, as Kafka records it
         self.group = group
-        self._producer = producer
+        self._publisher = publisher
         self._pending: list[Delivery] = []
+        self.state: dict[str, Any] = {}
 
     def publish(
         self,
@@ -75,9 +79,11 @@ class Context:
         Not awaiting it is fine too: the runtime waits for the acknowledgement before it
         marks this event done.
         """
-        if self._producer is None:
-            raise RuntimeError("this context has no producer")
-        delivery = self._producer.publish(event_type, data, key=key, topic=topic, headers=headers)
+        if self._publisher is None:
+            raise RuntimeError("this context has no publisher")
+        delivery = self._publisher.publish(
+            event_type, data, key=key, topic=topic, headers=headers, ctx=self
+        )
         self._pending.append(delivery)
         return delivery
 

@@ -1,18 +1,57 @@
-"""Middleware: hooks around every handled event (logging, tracing, user code).
+"""Middleware: a scope around every handler call, and a hook on every record sent.
 
-Hooks must never crash the worker: the runtime logs and swallows their exceptions.
+``handle(ctx, call_next)`` runs around the handler -- sync, async and ``blocking=True``
+alike -- in the event's own ``contextvars`` context, which reaches the handler even when it
+runs in a thread: a contextvar set before ``await call_next()`` is visible inside the
+handler. ``before_publish`` sees every outgoing record (``ctx.publish``, retry-tier and
+dead-letter records) and may add headers. ``ctx.state`` is a per-event dict for what a
+middleware wants to carry from its scope to its publish hook.
+
+Middleware never crashes the worker: an exception of a middleware's own is logged and the
+event goes on (the handler still runs); the handler's exception passes through unchanged.
 """
 
 from __future__ import annotations
 
-from streamkit.handlers.context import Context
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamkit.handlers.context import Context
+    from streamkit.record import OutgoingRecord
+
+CallNext = Callable[[], Awaitable[None]]
 
 
 class Middleware:
-    """No-op base class; override the hooks you need."""
+    """Base class; override :meth:`handle` for a scope, or the simple hooks.
+
+    The default :meth:`handle` calls :meth:`before_handle`, the handler, then
+    :meth:`after_handle` with the error (or None) and the duration in seconds.
+    """
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        """The scope around one handler call: ``await call_next()`` runs the handler."""
+        self.before_handle(ctx)
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            await call_next()
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self.after_handle(ctx, error, time.perf_counter() - started)
 
     def before_handle(self, ctx: Context) -> None:
-        """Called before the handler runs."""
+        """Called before the handler runs (by the default :meth:`handle`)."""
 
     def after_handle(self, ctx: Context, error: BaseException | None, duration: float) -> None:
         """Called after the handler returned (``error`` None) or raised; duration in seconds."""
+
+    def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
+        """Called for every record about to be sent; may change ``record.headers``.
+
+        ``ctx`` is the event being handled (None for records sent outside a handler).
+        """

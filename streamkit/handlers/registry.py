@@ -6,13 +6,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
-from streamkit.errors import ConfigError
+from streamkit.codecs.base import NOT_PARSED, Codec, Decoder
+from streamkit.codecs.json import BARE_JSON, JSON_ENVELOPE
+from streamkit.envelope import HEADER_EVENT_TYPE, header_str
+from streamkit.errors import ConfigError, DecodeError, UnknownEventType
 from streamkit.handlers.middleware import Middleware
-from streamkit.handlers.signature import Decoder, describe, inspect_handler, make_decoder
+from streamkit.handlers.signature import describe, inspect_handler
+from streamkit.record import Headers, Record
 from streamkit.retry.policy import RetryPolicy
 from streamkit.retry.topics import TopicNames
 
 Ordering = Literal["key", "partition", "unordered"]
+# The ``event_type`` metric label of events no handler claims: one constant instead of the
+# raw header keeps a producer bug from creating unbounded series.
+UNKNOWN_EVENT_TYPE = "__unknown__"
 
 
 class HandlerOptions(TypedDict, total=False):
@@ -23,10 +30,12 @@ class HandlerOptions(TypedDict, total=False):
     timeout: float | None
     blocking: bool
     envelope: bool
+    codec: Codec | None
     keep_key_order: bool
     max_inflight: int | None
 
 
+_OPTION_NAMES = tuple(HandlerOptions.__annotations__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -39,6 +48,7 @@ class HandlerSpec:
     is_async: bool
     wants_ctx: bool
     decode: Decoder
+    codec: Codec
     retry: RetryPolicy
     ordering: Ordering
     timeout: float | None
@@ -61,7 +71,8 @@ class Router:
     """A group of handlers, plus the topics they consume and the defaults they share.
 
     ``on_unknown`` decides what happens to events no handler claims: ``"dlq"`` (default)
-    dead-letters them; ``"skip"`` drops them, still counted and logged.
+    dead-letters them; ``"skip"`` drops them, still counted and logged. ``codec`` is the
+    wire format of its records (default: the JSON envelope, see :mod:`streamkit.codecs`).
     """
 
     def __init__(
@@ -73,6 +84,7 @@ class Router:
         middleware: Iterable[Middleware] = (),
         topic_names: TopicNames | None = None,
         publish_topics: dict[str, str] | None = None,
+        codec: Codec | None = None,
     ) -> None:
         if on_unknown not in ("dlq", "skip"):
             raise ConfigError(f"on_unknown must be 'dlq' or 'skip', got {on_unknown!r}")
@@ -82,6 +94,7 @@ class Router:
         self.middleware: list[Middleware] = list(middleware)
         self.topic_names = topic_names or TopicNames()
         self.publish_topics: dict[str, str] = dict(publish_topics or {})
+        self.codec: Codec = codec or JSON_ENVELOPE
         self._handlers: dict[str, HandlerSpec] = {}
 
     def handler(self, event_type: str, **options: Unpack[HandlerOptions]) -> Callable[[F], F]:
@@ -94,7 +107,14 @@ class Router:
         ``envelope=False`` for bare payloads routed by the ``event_type`` header.
         ``keep_key_order=True`` parks later events of a key behind one waiting in a retry tier.
         ``max_inflight`` caps this handler's concurrent runs (within the process-wide cap).
+        ``codec`` decodes this handler's records with another wire format than the router's.
         """
+        unknown = sorted(set(options) - set(_OPTION_NAMES))
+        if unknown:
+            raise ConfigError(
+                f"@handler({event_type!r}): unknown option {', '.join(unknown)}; "
+                f"valid options: {', '.join(_OPTION_NAMES)}"
+            )
 
         def register(fn: F) -> F:
             self.add(event_type, fn, **options)
@@ -112,6 +132,7 @@ class Router:
         timeout: float | None = None,
         blocking: bool = False,
         envelope: bool = True,
+        codec: Codec | None = None,
         keep_key_order: bool = False,
         max_inflight: int | None = None,
     ) -> HandlerSpec:
@@ -125,12 +146,14 @@ class Router:
             )
         sig = inspect_handler(fn)
         _check_options(fn, sig.is_async, ordering, timeout, blocking)
+        codec = codec or (self.codec if envelope else BARE_JSON)
         spec = HandlerSpec(
             event_type=event_type,
             fn=fn,
             is_async=sig.is_async,
             wants_ctx=sig.wants_ctx,
-            decode=make_decoder(sig, envelope=envelope),
+            decode=codec.decoder(sig.target),
+            codec=codec,
             retry=retry or self.default_retry,
             ordering=ordering or "key",
             timeout=timeout,
@@ -161,6 +184,36 @@ class Router:
         self.topics.extend(t for t in other.topics if t not in self.topics)
         self.middleware.extend(other.middleware)
         self.publish_topics.update(other.publish_topics)
+
+    def resolve(
+        self, record: Record, headers: Headers | None
+    ) -> tuple[HandlerSpec, str, Any, str | None] | None:
+        """Route and decode ``record``: (handler, event type, payload, event id).
+
+        None when no handler claims the type and ``on_unknown`` is ``"skip"``. Raises a
+        :class:`~streamkit.errors.PermanentError` (with the raw bytes) for bad input.
+        ``headers`` are the record's, read once by the caller.
+        """
+        value = record.value()
+        if not value:
+            raise DecodeError(
+                "null value (tombstone)" if value is None else "empty value", raw=value
+            )
+        event_type = header_str(headers, HEADER_EVENT_TYPE)
+        parsed: Any = NOT_PARSED
+        if event_type is None:
+            event_type, parsed = self.codec.route(value)
+            if event_type is None:
+                raise UnknownEventType("record has no event_type header or field", raw=value)
+        spec = self._handlers.get(event_type)
+        if spec is None:
+            if self.on_unknown == "skip":
+                return None
+            raise UnknownEventType(f"no handler for event type {event_type!r}", raw=value)
+        if parsed is not NOT_PARSED and spec.codec.family != self.codec.family:
+            parsed = NOT_PARSED  # parsed as another format: the handler's codec parses it
+        payload, event_id = spec.decode(value, parsed)
+        return spec, event_type, payload, event_id
 
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""

@@ -16,6 +16,8 @@ from typing import Literal, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE
+
 __all__ = [
     "HANDLER_DURATION_BUCKETS",
     "METRIC_NAMES",
@@ -28,10 +30,6 @@ __all__ = [
     "PublishTarget",
     "RebalanceKind",
 ]
-
-#: ``event_type`` label value for events no handler is registered for. Using one constant
-#: instead of the raw header keeps a producer bug from creating unbounded series.
-UNKNOWN_EVENT_TYPE = "__unknown__"
 
 EventOutcome = Literal["ok", "retried", "dead_lettered", "skipped"]
 CommitOutcome = Literal["ok", "failed"]

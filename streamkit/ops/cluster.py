@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +15,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 )
 
 from streamkit.admin import connect
+from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings
 from streamkit.errors import ConfigError
 from streamkit.ops.errors import OpsError, UnknownTopicsError
 
-RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 # librdkafka logs every failed connection attempt on stderr; a command reports the failure
 # itself in one line. ``-X log_level=7`` brings the client's own logs back for debugging.
 QUIET = {"log_level": 0}

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamkit.ops.cluster import EARLIEST, LATEST, offsets
 from streamkit.ops.errors import OpsError, UnknownTopicsError
+from streamkit.positions import messages_behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +37,6 @@ class LagRow:
             "end": self.end,
             "lag": self.lag,
         }
-
-
-def messages_behind(end: int, committed: int | None, start: int) -> int:
-    """End offset minus the committed offset, or minus ``start`` when nothing is committed.
-
-    The one definition of lag: ``streamkit lag`` and the runtime's lag gauge both use it.
-    """
-    base = committed if committed is not None and committed >= 0 else start
-    return max(end - base, 0)
 
 
 def committed_offsets(admin: AdminClient, group: str, timeout: float) -> dict[tuple[str, int], int]:

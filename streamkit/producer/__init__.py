@@ -1,5 +1,6 @@
 """The idempotent producer."""
 
-from streamkit.producer.producer import Delivery, DeliveryResult, Producer
+from streamkit.delivery import Delivery, DeliveryResult
+from streamkit.producer.producer import Producer
 
 __all__ = ["Delivery", "DeliveryResult", "Producer"]

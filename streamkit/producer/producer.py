@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
-from streamkit.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, Headers, encode_envelope
-from streamkit.envelope import new_event_id as _new_event_id
-from streamkit.errors import (
-    ConfigError,
-    DeliveryFailedError,
-    DeliveryTimeoutError,
-    ProducerClosedError,
-    ProducerError,
-    RecordTooLargeError,
-    UnknownTopicError,
-)
+from streamkit.clientlog import RDKAFKA_LOG
+from streamkit.codecs.base import Codec, event_record
+from streamkit.codecs.json import JSON_ENVELOPE
+from streamkit.delivery import Delivery, DeliveryResult, map_error
+from streamkit.envelope import new_event_id
+from streamkit.errors import ConfigError, DeliveryTimeoutError, ProducerClosedError
+from streamkit.record import Headers, as_key
+
+__all__ = ["DEFAULT_SETTINGS", "FORCED_SETTINGS", "Delivery", "DeliveryResult", "Producer"]
 
 # Safety is not negotiable here; these win over user passthrough settings.
 FORCED_SETTINGS = {"enable.idempotence": True, "acks": "all"}
@@ -36,147 +31,17 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # waiting out message.timeout.ms as a vague timeout (librdkafka's default is 30 s).
     "topic.metadata.propagation.max.ms": 10_000,
 }
-RDKAFKA_LOG = logging.getLogger("streamkit.librdkafka")
 QUEUE_FULL_WAIT = 0.01  # seconds between tries when the local queue is full
 QUEUE_FULL_LIMIT = 30.0  # give up (typed error) after this long
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """Where the broker stored a record."""
-
-    topic: str
-    partition: int
-    offset: int
-    latency: float  # seconds from send to acknowledgement
-
-
-# One lock for every Delivery: held for a few instructions, never while calling out.
-_LOCK = threading.Lock()
-_PENDING, _OK, _FAILED = 0, 1, 2
-
-
-class Delivery:
-    """The pending delivery of one record: ``await`` it, or call :meth:`result`.
-
-    Lighter than a ``concurrent.futures.Future`` (no condition variable unless someone
-    blocks on it): one is made per record, so it is on the producer's hot path.
-    """
-
-    __slots__ = ("_callbacks", "_error", "_event", "_notify", "_result", "_started", "_state")
-
-    def __init__(self, notify: Callable[[str, float], None] | None = None) -> None:
-        self._state = _PENDING
-        self._result: DeliveryResult | None = None
-        self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Delivery], None]] | None = None
-        self._event: threading.Event | None = None
-        self._notify = notify
-        self._started = time.monotonic()
-
-    @classmethod
-    def completed(cls, result: DeliveryResult) -> Delivery:
-        """A delivery that already succeeded (in-memory brokers, tests)."""
-        delivery = cls()
-        delivery._settle(result, None)
-        return delivery
-
-    def _report(self, err: KafkaError | None, msg: Any) -> None:
-        """librdkafka's delivery report (producer thread)."""
-        latency = time.monotonic() - self._started
-        if err is not None:
-            self._settle(None, map_error(err))
-        else:
-            self._settle(DeliveryResult(msg.topic(), msg.partition(), msg.offset(), latency), None)
-        if self._notify is not None:
-            self._notify("failed" if err is not None else "ok", latency)
-
-    def _settle(self, result: DeliveryResult | None, error: BaseException | None) -> None:
-        with _LOCK:
-            self._result, self._error = result, error
-            self._state = _FAILED if error is not None else _OK
-            callbacks, self._callbacks = self._callbacks, None
-            event = self._event
-        if event is not None:
-            event.set()
-        for fn in callbacks or ():
-            fn(self)
-
-    def __await__(self) -> Generator[Any, None, DeliveryResult]:
-        if self._state == _PENDING:
-            loop = asyncio.get_running_loop()
-            woken: asyncio.Future[None] = loop.create_future()
-
-            def wake(_: Delivery) -> None:
-                loop.call_soon_threadsafe(_wake, woken)
-
-            self.add_done_callback(wake)
-            yield from woken
-        return self.result()
-
-    def result(self, timeout: float | None = None) -> DeliveryResult:
-        """Block until acknowledged; raises a :class:`~streamkit.errors.ProducerError`."""
-        if self._state == _PENDING:
-            with _LOCK:
-                if self._state == _PENDING and self._event is None:
-                    self._event = threading.Event()
-                event = self._event
-            if event is not None and not event.wait(timeout):
-                raise TimeoutError(f"no delivery report within {timeout}s")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    def done(self) -> bool:
-        """True once acknowledged or failed."""
-        return self._state != _PENDING
-
-    def add_done_callback(self, fn: Callable[[Delivery], None]) -> None:
-        """Call ``fn(self)`` once done (in the producer's thread, or now if done)."""
-        with _LOCK:
-            if self._state == _PENDING:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(fn)
-                return
-        fn(self)
-
-    def exception(self) -> BaseException | None:
-        """The failure, once done; None on success or while pending."""
-        return self._error
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def map_error(err: KafkaError) -> ProducerError:
-    """Turn a client error into streamkit's typed producer errors."""
-    code = err.code()
-    message = f"{err.name()}: {err.str()}"
-    if code == KafkaError.MSG_SIZE_TOO_LARGE:
-        return RecordTooLargeError(message)
-    if code in (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART):
-        return UnknownTopicError(message)
-    if code == KafkaError._MSG_TIMED_OUT:
-        return DeliveryTimeoutError(message)
-    error = DeliveryFailedError(message)
-    error.retriable = bool(err.retriable())
-    return error
-
-
-def _to_bytes(key: str | bytes | None) -> bytes | None:
-    return key.encode() if isinstance(key, str) else key
-
-
 class Producer:
-    """Publishes events as envelopes through an idempotent confluent-kafka producer.
+    """Publishes events through an idempotent confluent-kafka producer.
 
     ``topics`` maps event types to topics for :meth:`publish` calls that name none;
-    ``default_topic`` catches the rest. A background thread serves delivery reports, so
-    nothing is flushed per message.
+    ``default_topic`` catches the rest; ``codec`` encodes values (default: the JSON
+    envelope). A background thread serves delivery reports, so nothing is flushed per
+    message. Implements :class:`~streamkit.record.Publisher`.
     """
 
     def __init__(
@@ -186,6 +51,7 @@ class Producer:
         topics: Mapping[str, str] | None = None,
         default_topic: str | None = None,
         on_delivery: Callable[[str, float], None] | None = None,
+        codec: Codec | None = None,
     ) -> None:
         conf = {**DEFAULT_SETTINGS, "logger": RDKAFKA_LOG, **settings, **FORCED_SETTINGS}
         try:
@@ -196,6 +62,7 @@ class Producer:
         self._topics = dict(topics or {})
         self._default_topic = default_topic
         self._on_delivery = on_delivery
+        self.codec: Codec = codec or JSON_ENVELOPE
         self._closing = False  # send() refuses new records
         self._closed = False  # the delivery-report thread stops
         self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
@@ -227,16 +94,17 @@ class Producer:
         headers: Headers | None = None,
         event_id: str | None = None,
     ) -> Delivery:
-        """Publish ``data`` (a pydantic model or JSON-able value) as an envelope."""
-        event_id = event_id or _new_event_id()
-        value = encode_envelope(event_type, data, event_id=event_id)
-        all_headers: Headers = [
-            (HEADER_EVENT_TYPE, event_type.encode()),
-            (HEADER_EVENT_ID, event_id.encode()),
-        ]
-        if headers:
-            all_headers.extend(headers)
-        return self.send(topic or self.topic_for(event_type), value, key=key, headers=all_headers)
+        """Publish ``data`` (a pydantic model or JSON-able value), encoded by the codec."""
+        record = event_record(
+            self.codec,
+            topic or self.topic_for(event_type),
+            event_type,
+            data,
+            key=key,
+            headers=headers,
+            event_id=event_id or new_event_id(),
+        )
+        return self.send(record.topic, record.value, key=record.key, headers=record.headers)
 
     def send(
         self,
@@ -252,7 +120,7 @@ class Producer:
             raise ProducerClosedError("producer is closed")
         delivery = Delivery(self._on_delivery)
         kwargs: dict[str, Any] = {
-            "key": _to_bytes(key),
+            "key": as_key(key),
             "headers": headers,
             "on_delivery": delivery._report,
         }

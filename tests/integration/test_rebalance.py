@@ -10,8 +10,11 @@ import pytest
 from confluent_kafka import TopicPartition
 
 import streamkit.consumer.runtime as runtime
-from streamkit import Context, Router, Worker
+from streamkit import Context, Router, Settings, Worker
+from streamkit.consumer.commits import KafkaCommits
 from streamkit.consumer.rebalance import RebalanceBridge
+from streamkit.consumer.state import Load, PartitionState
+from streamkit.retry.topics import Tier
 from tests.integration.helpers import committed, end_offsets, produce_events, wait_until
 from tests.integration.inproc import RunningWorker, settings
 
@@ -25,30 +28,45 @@ def note(what: str, member: str, tps: list[TopicPartition]) -> None:
         JOURNAL.extend((what, member, tp.topic, tp.partition) for tp in tps)
 
 
+class SpyCommits(KafkaCommits):
+    """The real commit owner, journaling what it commits and what it is given."""
+
+    member = "?"
+
+    def assign(self, partitions: Any) -> list[PartitionState]:
+        fresh = super().assign(partitions)
+        note("assigned", self.member, [TopicPartition(s.topic, s.partition) for s in fresh])
+        return fresh
+
+    def commit_due(self) -> None:
+        note("commit", self.member, self.positions(self.states.values()))
+        super().commit_due()
+
+    def commit_sync(self, offsets: list[TopicPartition]) -> bool:
+        note("commit", self.member, offsets)
+        return super().commit_sync(offsets)
+
+
 class SpyBridge(RebalanceBridge):
-    def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        note("assigned", self.worker.settings.kafka["client.id"], partitions)
-        super().on_assign(consumer, partitions)
+    """Notes a revocation once its callback returned: no commit may follow it."""
 
     def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         super().on_revoke(consumer, partitions)
-        note("revoked", self.worker.settings.kafka["client.id"], partitions)
+        note("revoked", self._commits.member, partitions)  # type: ignore[attr-defined]
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         super().on_lost(consumer, partitions)
-        note("revoked", self.worker.settings.kafka["client.id"], partitions)
+        note("revoked", self._commits.member, partitions)  # type: ignore[attr-defined]
 
 
 class SpyWorker(Worker):
-    def _commit_async(self) -> None:
-        note(
-            "commit", self.settings.kafka["client.id"], self._positions(list(self.states.values()))
-        )
-        super()._commit_async()
+    def __init__(self, router: Router, settings: Settings, **kwargs: Any) -> None:
+        def spy(tiers: dict[str, Tier], load: Load) -> SpyCommits:
+            commits = SpyCommits(tiers, load)
+            commits.member = settings.kafka["client.id"]
+            return commits
 
-    def _commit_sync(self, offsets: list[TopicPartition]) -> bool:
-        note("commit", self.settings.kafka["client.id"], offsets)
-        return super()._commit_sync(offsets)
+        super().__init__(router, settings, commits=spy, **kwargs)
 
 
 def commits_after_revocation(journal: list[tuple[str, str, str, int]]) -> list[Any]:

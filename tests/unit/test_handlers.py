@@ -6,9 +6,9 @@ import pytest
 from pydantic import BaseModel
 
 from streamkit import ConfigError, Context, Event, Router
+from streamkit.codecs import NOT_PARSED
 from streamkit.envelope import encode_envelope
 from streamkit.errors import DecodeError, SchemaError
-from streamkit.handlers.signature import NOT_PARSED
 
 
 class Order(BaseModel):

@@ -151,7 +151,7 @@ def test_exposition_parses() -> None:
 def test_observe_many_matches_observe_one_by_one() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from streamkit.consumer.stats import observe_many
+    from streamkit.observability.stats import observe_many
 
     values = [0.00005, 0.0001, 0.003, 0.003, 0.7, 2.0, 31.0, 1e9]
     registries = CollectorRegistry(), CollectorRegistry()

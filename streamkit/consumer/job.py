@@ -1,0 +1,79 @@
+"""One event on its way through a handler, and the stats sink the consumer core counts into."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Protocol
+
+from streamkit.consumer.parking import LotKey
+from streamkit.consumer.state import PartitionState
+from streamkit.handlers.registry import HandlerSpec
+from streamkit.record import Record
+
+
+class Job:
+    """One event past routing: its record, partition, handler, payload and lane."""
+
+    __slots__ = (
+        "attempt",
+        "event_id",
+        "event_type",
+        "lane",
+        "lot",
+        "msg",
+        "payload",
+        "spec",
+        "state",
+    )
+
+    def __init__(
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        payload: Any,
+        event_id: str | None,
+        event_type: str,
+        attempt: int,
+    ) -> None:
+        self.msg = msg
+        self.state = state
+        self.spec = spec
+        self.payload = payload
+        self.event_id = event_id
+        self.event_type = event_type
+        self.attempt = attempt
+        self.lane = lane_of(spec, msg)
+        self.lot: LotKey | None = None  # set for keep-key-order handlers
+
+
+def lane_of(spec: HandlerSpec, msg: Record) -> Hashable | None:
+    """The ordering lane: jobs of one lane run one at a time, in offset order."""
+    if spec.ordering == "key":
+        key = msg.key()
+        return None if key is None else (msg.topic(), msg.partition(), key)
+    if spec.ordering == "partition":
+        return (msg.topic(), msg.partition())
+    return None
+
+
+class EventStats(Protocol):
+    """Where the consumer core counts outcomes (observability's BatchStats implements it)."""
+
+    def count(self, topic: str, event_type: str, outcome: str) -> None:
+        """One event finished with ``outcome``."""
+
+    def duration(self, event_type: str, seconds: float) -> None:
+        """One handler run took ``seconds``."""
+
+    def failure(self, kind: str, event_type: str, error_type: str) -> None:
+        """One event was sent to a retry tier (``kind`` retry) or the DLQ."""
+
+    def decode_error(self, topic: str) -> None:
+        """One record could not be decoded or routed."""
+
+    def publish_failed(self, kind: str) -> None:
+        """A retry/DLQ publish failed."""
+
+    def flush(self) -> None:
+        """Apply what was gathered."""

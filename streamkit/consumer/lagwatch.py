@@ -1,0 +1,102 @@
+"""The lag gauges: end and committed offsets from the broker, off the event loop.
+
+Cached watermarks only move while a partition is fetched, so a paused partition --
+backpressure, a retry tier waiting -- would freeze its lag exactly when it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaException, TopicPartition
+
+from streamkit.consumer.state import PartitionState
+from streamkit.positions import messages_behind
+
+log = structlog.get_logger("streamkit.worker")
+
+LAG_TIMEOUT = 5.0  # bound on each broker request of a lag refresh
+Marks = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (end, committed)
+Gauge = Callable[[str, int, int, float], None]  # topic, partition, messages, seconds
+
+
+class LagWatch:
+    """Refreshes the lag gauges of the assigned partitions, one refresh at a time."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        states: dict[tuple[str, int], PartitionState],
+        set_lag: Gauge,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._consumer = consumer
+        self._states = states
+        self._set_lag = set_lag
+        self._loop = loop
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamkit-lag")
+        self._job: Future[None] | None = None
+
+    def refresh(self) -> None:
+        """Ask the broker for fresh offsets, unless the previous request is still out."""
+        if self._job is not None and not self._job.done():
+            return
+        tps = [TopicPartition(s.topic, s.partition) for s in self._states.values()]
+        if tps:
+            self._job = self._pool.submit(self._fetch, tps)
+
+    async def stop(self) -> None:
+        """Wait (bounded) for a request in flight: never close the consumer under it."""
+        if self._job is not None:
+            await asyncio.wait([asyncio.wrap_future(self._job)], timeout=2 * LAG_TIMEOUT)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch(self, tps: list[TopicPartition]) -> None:
+        marks: Marks = {}
+        try:
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self._consumer.committed(tps, timeout=LAG_TIMEOUT)
+            }
+            for tp in tps:
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT)
+                key = (tp.topic, tp.partition)
+                marks[key] = (high, committed.get(key, -1))
+        except (KafkaException, RuntimeError) as exc:  # RuntimeError: consumer closed
+            log.debug("lag refresh failed", error=str(exc))
+            return
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._apply, marks)
+
+    def _apply(self, marks: Marks) -> None:
+        now_ms = time.time() * 1000
+        for key, (high, committed) in marks.items():
+            state = self._states.get(key)
+            if state is None or high < 0:
+                continue  # revoked meanwhile
+            lag, lag_s = partition_lag(state, high, committed, now_ms)
+            self._set_lag(state.topic, state.partition, lag, lag_s)
+
+
+def partition_lag(
+    state: PartitionState, high: int, committed: int, now_ms: float
+) -> tuple[int, float]:
+    """Messages and seconds behind for one partition (see the metric docs).
+
+    Lag is measured from the group's committed offset as the broker has it; before the
+    group ever committed, from what this member has handled (or 0 records handled).
+    """
+    tracker = state.tracker
+    lag = messages_behind(high, committed, max(tracker.position, 0))
+    oldest = tracker.oldest_pending_timestamp()
+    if oldest is not None:
+        return lag, max(now_ms - oldest, 0) / 1000
+    if lag == 0:
+        return 0, 0.0
+    # Behind, nothing in flight: the next record is no older than the last one handled.
+    return lag, max(now_ms - tracker.last_timestamp, 0) / 1000

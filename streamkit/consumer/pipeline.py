@@ -1,0 +1,91 @@
+"""One function builds the event pipeline, for the real worker and the in-memory broker alike.
+
+Router (routing, codec, middleware) -> dispatcher (scheduling) -> failure path (retry
+tiers, DLQ) -> commit owner (positions, commits). :class:`~streamkit.Worker` and
+:class:`~streamkit.testing.TestBroker` differ only in what they pass: a Kafka producer or
+in-memory topics as the publisher, a Kafka consumer or a dict as the committer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from streamkit.consumer.commits import CommitOwner, KafkaCommits
+from streamkit.consumer.dispatch import Dispatcher
+from streamkit.consumer.job import EventStats
+from streamkit.consumer.outcomes import FailurePath
+from streamkit.consumer.parking import ParkingLot
+from streamkit.consumer.state import Load
+from streamkit.handlers.chain import MiddlewareChain
+from streamkit.handlers.publishing import EventPublisher
+from streamkit.handlers.registry import Router
+from streamkit.record import Publisher
+from streamkit.retry.failures import FailurePlanner
+from streamkit.retry.topics import Tier
+
+CommitsFactory = Callable[[dict[str, Tier], Load], CommitOwner]
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The parts of one worker's event pipeline."""
+
+    router: Router
+    publisher: EventPublisher
+    dispatcher: Dispatcher
+    failures: FailurePath
+    commits: CommitOwner
+    lot: ParkingLot
+    load: Load
+    stats: EventStats
+
+
+def build_pipeline(
+    router: Router,
+    publisher: Publisher,
+    *,
+    group: str,
+    tiers: dict[str, Tier],
+    stats: EventStats,
+    threads: Executor,
+    max_inflight: int,
+    load: Load | None = None,
+    commits: CommitsFactory | None = None,
+) -> Pipeline:
+    """Wire a router's handlers to ``publisher`` for consumer group ``group``.
+
+    Call on the event loop that will run the handlers. ``commits`` makes the commit owner
+    (default: :class:`KafkaCommits`); attach its client before the first assignment.
+    """
+    load = load or Load()
+    loop = asyncio.get_running_loop()
+    events = EventPublisher(publisher, router.codec, MiddlewareChain(router.middleware))
+    lot = ParkingLot()
+    failures = FailurePath(
+        router=router,
+        planner=FailurePlanner(group, router.topic_names, router.retry_tiers),
+        publisher=events,
+        stats=stats,
+        lot=lot,
+        loop=loop,
+    )
+    dispatcher = Dispatcher(
+        router=router,
+        publisher=events,
+        failures=failures,
+        lot=lot,
+        stats=stats,
+        threads=threads,
+        group=group,
+        max_inflight=max_inflight,
+        load=load,
+    )
+    owner = (commits or _kafka_commits)(tiers, load)
+    return Pipeline(router, events, dispatcher, failures, owner, lot, load, stats)
+
+
+def _kafka_commits(tiers: dict[str, Tier], load: Load) -> CommitOwner:
+    return KafkaCommits(tiers, load)

@@ -1,0 +1,95 @@
+"""Scheduling: ordering lanes, the concurrency caps, and the tasks handlers run in.
+
+A job whose lane is free is handed to ``start`` (the dispatcher decides what it needs);
+jobs that run as tasks go through :meth:`Scheduler.launch`, which holds them back while
+``max_inflight`` tasks (or the handler's own cap) are running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any
+
+from streamkit.consumer.job import Job
+from streamkit.consumer.lanes import Lanes
+from streamkit.handlers.registry import HandlerSpec
+
+Runner = Callable[[Job], Coroutine[Any, Any, None]]
+
+
+class Scheduler:
+    """Lanes plus bounded concurrency for one worker."""
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        max_inflight: int,
+        start: Callable[[Job], None],
+        runner: Runner,
+        abandon: Callable[[Job], None],
+    ) -> None:
+        self._loop = loop
+        self._max_inflight = max_inflight
+        self._runner = runner  # the coroutine a launched job runs
+        self._abandon = abandon  # a waiting job whose partition was revoked
+        self._lanes: Lanes[Job] = Lanes(start)
+        self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per handler
+        self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
+        self.running = 0  # handler tasks running now (bounded by max_inflight)
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` behind its lane; ``start`` is called once the lane is free."""
+        self._lanes.submit(job.lane, job)
+
+    def release_lane(self, lane: Hashable | None) -> None:
+        """The job of ``lane`` is through: the next one of the lane may start."""
+        self._lanes.release(lane)
+
+    def launch_or_wait(self, job: Job) -> None:
+        """Run ``job`` as a task now if there is room, else when a task ends."""
+        if self._has_room(job.spec):
+            self._launch(job)
+        else:
+            self._waiting.append(job)
+
+    def task_ended(self, spec: HandlerSpec) -> None:
+        """A task of ``spec`` ended: room for a waiting job."""
+        self.running -= 1
+        self._per_handler[spec] -= 1
+        # Keep going until a job really starts: a waiting job of a revoked partition is
+        # abandoned instead, and must not leave the others waiting with nothing running.
+        while self._waiting and self.running < self._max_inflight:
+            job = self._next_waiting()
+            if job is None or self._launch(job):
+                return
+
+    def _has_room(self, spec: HandlerSpec) -> bool:
+        if self.running >= self._max_inflight:
+            return False
+        return spec.max_inflight is None or self._per_handler.get(spec, 0) < spec.max_inflight
+
+    def _launch(self, job: Job) -> bool:
+        """Start ``job``'s task; False if its partition was revoked while it waited."""
+        if job.state.revoked:
+            self._abandon(job)
+            return False
+        self.running += 1
+        self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
+        task = self._loop.create_task(self._runner(job))
+        job.state.tasks.add(task)
+        task.add_done_callback(job.state.tasks.discard)
+        return True
+
+    def _next_waiting(self) -> Job | None:
+        """The first waiting job with room (a per-handler limit may hold the head back)."""
+        waiting = self._waiting
+        if self._has_room(waiting[0].spec):
+            return waiting.popleft()
+        for job in waiting:
+            if self._has_room(job.spec):
+                waiting.remove(job)
+                return job
+        return None

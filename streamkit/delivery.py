@@ -1,0 +1,146 @@
+"""Delivery reports: :class:`Delivery` (awaitable or blocking) and the typed errors they carry."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from streamkit.errors import (
+    DeliveryFailedError,
+    DeliveryTimeoutError,
+    ProducerError,
+    RecordTooLargeError,
+    UnknownTopicError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+    latency: float  # seconds from send to acknowledgement
+
+
+# One lock for every Delivery: held for a few instructions, never while calling out.
+_LOCK = threading.Lock()
+_PENDING, _OK, _FAILED = 0, 1, 2
+
+
+class Delivery:
+    """The pending delivery of one record: ``await`` it, or call :meth:`result`.
+
+    Lighter than a ``concurrent.futures.Future`` (no condition variable unless someone
+    blocks on it): one is made per record, so it is on the producer's hot path.
+    """
+
+    __slots__ = ("_callbacks", "_error", "_event", "_notify", "_result", "_started", "_state")
+
+    def __init__(self, notify: Callable[[str, float], None] | None = None) -> None:
+        self._state = _PENDING
+        self._result: DeliveryResult | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Delivery], None]] | None = None
+        self._event: threading.Event | None = None
+        self._notify = notify
+        self._started = time.monotonic()
+
+    @classmethod
+    def completed(cls, result: DeliveryResult) -> Delivery:
+        """A delivery that already succeeded (in-memory brokers, tests)."""
+        delivery = cls()
+        delivery._settle(result, None)
+        return delivery
+
+    def _report(self, err: KafkaError | None, msg: Any) -> None:
+        """librdkafka's delivery report (producer thread)."""
+        latency = time.monotonic() - self._started
+        if err is not None:
+            self._settle(None, map_error(err))
+        else:
+            self._settle(DeliveryResult(msg.topic(), msg.partition(), msg.offset(), latency), None)
+        if self._notify is not None:
+            self._notify("failed" if err is not None else "ok", latency)
+
+    def _settle(self, result: DeliveryResult | None, error: BaseException | None) -> None:
+        with _LOCK:
+            self._result, self._error = result, error
+            self._state = _FAILED if error is not None else _OK
+            callbacks, self._callbacks = self._callbacks, None
+            event = self._event
+        if event is not None:
+            event.set()
+        for fn in callbacks or ():
+            fn(self)
+
+    def __await__(self) -> Generator[Any, None, DeliveryResult]:
+        if self._state == _PENDING:
+            loop = asyncio.get_running_loop()
+            woken: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: Delivery) -> None:
+                loop.call_soon_threadsafe(_wake, woken)
+
+            self.add_done_callback(wake)
+            yield from woken
+        return self.result()
+
+    def result(self, timeout: float | None = None) -> DeliveryResult:
+        """Block until acknowledged; raises a :class:`~streamkit.errors.ProducerError`."""
+        if self._state == _PENDING:
+            with _LOCK:
+                if self._state == _PENDING and self._event is None:
+                    self._event = threading.Event()
+                event = self._event
+            if event is not None and not event.wait(timeout):
+                raise TimeoutError(f"no delivery report within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def done(self) -> bool:
+        """True once acknowledged or failed."""
+        return self._state != _PENDING
+
+    def add_done_callback(self, fn: Callable[[Delivery], None]) -> None:
+        """Call ``fn(self)`` once done (in the producer's thread, or now if done)."""
+        with _LOCK:
+            if self._state == _PENDING:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def exception(self) -> BaseException | None:
+        """The failure, once done; None on success or while pending."""
+        return self._error
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def map_error(err: KafkaError) -> ProducerError:
+    """Turn a client error into streamkit's typed producer errors."""
+    code = err.code()
+    message = f"{err.name()}: {err.str()}"
+    if code == KafkaError.MSG_SIZE_TOO_LARGE:
+        return RecordTooLargeError(message)
+    if code in (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART):
+        return UnknownTopicError(message)
+    if code == KafkaError._MSG_TIMED_OUT:
+        return DeliveryTimeoutError(message)
+    error = DeliveryFailedError(message)
+    error.retriable = bool(err.retriable())
+    return error

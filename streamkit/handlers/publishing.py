@@ -1,0 +1,70 @@
+"""The one way the runtime sends records: encode with the codec, run publish hooks, send.
+
+``ctx.publish`` and the failure path (retry tiers, DLQ) both go through
+:class:`EventPublisher`, so a middleware's ``before_publish`` sees every record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamkit.codecs.base import Codec, event_record
+from streamkit.delivery import Delivery
+from streamkit.envelope import new_event_id
+from streamkit.handlers.chain import MiddlewareChain
+from streamkit.record import Headers, OutgoingRecord, Publisher
+
+if TYPE_CHECKING:
+    from streamkit.handlers.context import Context
+
+
+class EventPublisher:
+    """A :class:`~streamkit.record.Publisher` plus the router's codec and publish hooks."""
+
+    __slots__ = ("chain", "codec", "publisher")
+
+    def __init__(self, publisher: Publisher, codec: Codec, chain: MiddlewareChain) -> None:
+        self.publisher = publisher
+        self.codec = codec
+        self.chain = chain
+
+    def publish(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        topic: str | None = None,
+        headers: Headers | None = None,
+        ctx: Context | None = None,
+    ) -> Delivery:
+        """Encode and send one event (to ``topic``, else the type's mapped topic)."""
+        record = event_record(
+            self.codec,
+            topic or self.publisher.topic_for(event_type),
+            event_type,
+            data,
+            key=key,
+            headers=headers,
+            event_id=new_event_id(),
+        )
+        return self.send(record, ctx)
+
+    def send(self, record: OutgoingRecord, ctx: Context | None = None) -> Delivery:
+        """Run the publish hooks on ``record``, then send it as it is."""
+        self.prepare(record, ctx)
+        return self.send_prepared(record)
+
+    def prepare(self, record: OutgoingRecord, ctx: Context | None = None) -> None:
+        """Run the publish hooks on ``record`` (once, however often it is sent)."""
+        self.chain.before_publish(record, ctx)
+
+    def send_prepared(self, record: OutgoingRecord) -> Delivery:
+        """Send ``record`` as it is, hooks already run (a failed send is sent again)."""
+        return self.publisher.send(
+            record.topic,
+            record.value,
+            key=record.key,
+            headers=record.headers,
+            partition=record.partition,
+        )

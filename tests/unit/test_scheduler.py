@@ -1,0 +1,87 @@
+"""Scheduler bookkeeping that is hard to reach through a broker."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from streamkit import Router
+from streamkit.consumer.job import Job
+from streamkit.consumer.pipeline import build_pipeline
+from streamkit.observability.metrics import Metrics
+from streamkit.observability.stats import BatchStats
+from streamkit.retry.topics import tier_map
+
+
+class Msg:
+    def __init__(self, partition: int, offset: int) -> None:
+        self._p, self._o = partition, offset
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def key(self) -> bytes:
+        return b"k%d" % self._p
+
+    def headers(self) -> Any:
+        return []
+
+    def value(self) -> bytes:
+        return b"{}"
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+    def error(self) -> None:
+        return None
+
+
+def test_a_revoked_waiting_job_does_not_strand_the_next_one() -> None:
+    router = Router()
+    ran: list[int] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any]) -> None:
+        ran.append(1)
+
+    async def scenario() -> None:
+        pipeline = build_pipeline(
+            router,
+            None,  # type: ignore[arg-type]  # no publishes in this test
+            group="g",
+            tiers=tier_map(["t"], "g", 0, router.topic_names),
+            stats=BatchStats(Metrics(), "g"),
+            threads=ThreadPoolExecutor(1),
+            max_inflight=1,
+        )
+        live, gone = pipeline.commits.assign([("t", 0), ("t", 1)])
+        scheduler = pipeline.dispatcher.scheduler
+        spec = router.get("e")
+        assert spec is not None
+        jobs = [
+            Job(Msg(1, 0), gone, spec, {}, None, "e", 1),
+            Job(Msg(0, 0), live, spec, {}, None, "e", 1),
+        ]
+        for job in jobs:
+            job.state.begin(job.msg)
+        pipeline.commits.detach([("t", 1)])  # revoked while its job waits
+        # One task is running (max_inflight=1); behind it wait a job of a partition
+        # revoked meanwhile, then a job of a live partition.
+        scheduler.running = 1
+        scheduler._per_handler[spec] = 1
+        scheduler._waiting.extend(jobs)
+        scheduler.task_ended(spec)
+        assert not scheduler._waiting
+        await asyncio.wait(live.tasks, timeout=5)
+        assert ran == [1]
+        assert live.tracker.position == 1
+        assert scheduler.running == 0
+        assert pipeline.load.buffered == 0
+        assert not gone.busy
+
+    asyncio.run(scenario())
