@@ -92,8 +92,8 @@ def ensure_tls(keytool: str, home: Path) -> TlsFiles:
     _keytool(keytool, "-exportcert", "-keystore", str(t.ca_p12), "-storepass", pw,
              "-alias", "ca", "-rfc", "-file", str(t.ca_pem))  # fmt: skip
     _new_key(keytool, t.broker_p12, pw, "broker", "CN=localhost")
-    _signed(keytool, t, pw, t.broker_p12, "broker",
-            "-ext", "SAN=IP:127.0.0.1,DNS:localhost", "-ext", "EKU=serverAuth,clientAuth")  # fmt: skip
+    server_ext = ("-ext", "SAN=IP:127.0.0.1,DNS:localhost", "-ext", "EKU=serverAuth,clientAuth")
+    _signed(keytool, t, pw, t.broker_p12, "broker", *server_ext)
     _new_key(keytool, t.client_p12, pw, "client", f"CN={MTLS_USER}")
     _signed(keytool, t, pw, t.client_p12, "client", "-ext", "EKU=clientAuth")
     _keytool(keytool, "-importcert", "-keystore", str(t.truststore), "-storetype", "PKCS12",
