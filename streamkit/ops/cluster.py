@@ -16,7 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 )
 
 from streamkit.admin import connect
-from streamkit.config import Settings
+from streamkit.config import Settings, redact
 from streamkit.errors import ConfigError
 from streamkit.ops.errors import OpsError, UnknownTopicsError
 
@@ -141,4 +141,5 @@ class Cluster:
         try:
             return confluent_kafka.Consumer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"invalid consumer settings: {exc.args[0].str()}") from None
+            message = redact(conf, exc.args[0].str())
+            raise ConfigError(f"invalid consumer settings: {message}") from None

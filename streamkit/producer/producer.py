@@ -13,6 +13,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
+from streamkit.config import redact
 from streamkit.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, Headers, encode_envelope
 from streamkit.envelope import new_event_id as _new_event_id
 from streamkit.errors import (
@@ -191,7 +192,7 @@ class Producer:
         try:
             self._producer = confluent_kafka.Producer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"invalid producer settings: {exc}") from None
+            raise ConfigError(f"invalid producer settings: {redact(conf, str(exc))}") from None
         self.settings = conf
         self._topics = dict(topics or {})
         self._default_topic = default_topic
