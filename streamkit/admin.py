@@ -7,6 +7,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
+    AclOperation,
     AdminClient,
     ClusterMetadata,
     NewTopic,
@@ -19,6 +20,7 @@ from streamkit.errors import (
     ConfigError,
     MissingTopicsError,
 )
+from streamkit.preflight import denied
 from streamkit.producer.producer import RDKAFKA_LOG
 
 # Errors no wait can cure: a wrong password or certificate is reported at once, in one
@@ -27,6 +29,7 @@ REFUSED = {
     KafkaError._AUTHENTICATION: "authentication failed",
     KafkaError._SSL: "TLS handshake failed",
 }
+CREATE_DENIED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED)
 CONNECT_STEP = 0.5  # seconds per metadata attempt; a refusal is noticed this quickly
 
 
@@ -108,11 +111,14 @@ def ensure_topics(
     *,
     replication_factor: int = -1,
     timeout: float = 30.0,
+    settings: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create each topic of ``wanted`` (name -> source topic) that does not exist yet.
 
     Each gets its source topic's partition count, so keys land on matching partitions.
     Returns the names created. ``replication_factor`` -1 uses the broker default.
+    A refused creation raises :class:`AccessDeniedError` naming the ACL to add (the
+    principal is read from ``settings``).
     """
     new = []
     for name, source in wanted.items():
@@ -125,10 +131,16 @@ def ensure_topics(
     if not new:
         return []
     futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
-    for future in futures.values():
+    for name, future in futures.items():
         try:
             future.result(timeout)
         except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent ensure won
+            code = exc.args[0].code()
+            if code in (
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+            ):
+                raise denied("topic", name, AclOperation.CREATE, settings or {}) from None
+            if code != KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent ensure won
                 raise
     return [t.topic for t in new]

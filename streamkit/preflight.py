@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
     from streamkit.consumer.runtime import Worker
+    from streamkit.ops.replay import ReplayOptions
 
 READ, WRITE, DESCRIBE = AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE
 # The coordinator of a new cluster needs a moment (the offsets topic is created lazily).
@@ -66,6 +67,20 @@ def worker_access(worker: Worker) -> Access:
     )
 
 
+def replay_access(options: ReplayOptions) -> Access:
+    """`streamkit replay` reads the DLQ with its own group and writes ``--to``.
+
+    The default targets (each record's retry tier) are known only once a record is read;
+    a refused one fails that record, named in the report.
+    """
+    access = Access().topic([options.dlq_topic], READ)
+    if options.dry_run:  # reads the replay group's offsets, commits nothing
+        return access.group(options.replay_group, DESCRIBE)
+    if options.to:
+        access.topic([options.to], WRITE)
+    return access.group(options.replay_group, READ)
+
+
 def check_access(
     admin: AdminClient, access: Access, settings: Mapping[str, Any], timeout: float
 ) -> None:
@@ -78,7 +93,7 @@ def check_access(
         principal = _principal(settings)
         raise AccessDeniedError(
             f"{principal} lacks permissions: "
-            + "; ".join(_advice(kind, name, op, principal) for kind, name, op in missing)
+            + "; ".join(advice(kind, name, op, principal) for kind, name, op in missing)
         )
 
 
@@ -150,7 +165,14 @@ def _principal(settings: Mapping[str, Any]) -> str:
     return f"User:{user}" if user else "the client's principal"
 
 
-def _advice(kind: str, name: str, op: Any, principal: str) -> str:
+def denied(kind: str, name: str, op: Any, settings: Mapping[str, Any]) -> AccessDeniedError:
+    """The one-line error for one refused operation, naming the ACL to add."""
+    principal = _principal(settings)
+    return AccessDeniedError(f"{principal} lacks permissions: {advice(kind, name, op, principal)}")
+
+
+def advice(kind: str, name: str, op: Any, principal: str) -> str:
+    """``TOPIC_AUTHORIZATION_FAILED on NAME: Write (add ACL: ...)``."""
     error = "TOPIC_AUTHORIZATION_FAILED" if kind == "topic" else "GROUP_AUTHORIZATION_FAILED"
     who = principal if principal.startswith("User:") else "User:<principal>"
     verb = op.name.capitalize()

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AclOperation
 
 from streamkit import envelope as env
-from tests.integration.cli_helpers import json_of, run_cli
+from tests.integration.cli_helpers import json_of, one_error_line, run_cli
 from tests.integration.helpers import (
     ROOT,
     STREAMKIT,
@@ -33,6 +33,8 @@ from tests.integration.secure.conftest import SecureCluster, acl
 pytestmark = pytest.mark.kafka
 MODULE = "tests.integration.services.fixable"  # fails while $STREAMKIT_TEST_BROKEN exists
 READ, WRITE, CREATE = AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE
+# Not used with SCRAM; here to prove the `starting` log line hides it.
+OAUTH_CONFIG = {"STREAMKIT_KAFKA": '{"sasl.oauthbearer.config": "principal=app tok3n-in-config"}'}
 
 
 def _names(c: SecureCluster, unique: str) -> tuple[str, str, str, str]:
@@ -93,7 +95,7 @@ def test_service_with_retry_tier_and_dlq_end_to_end_over_sasl_ssl(
     broken, out = tmp_path / "broken", tmp_path / "handled.txt"
     broken.touch()
     service = Service(MODULE, bootstrap=c.bootstrap, group=group, topics=[source], out=out,
-                      env={**e, "STREAMKIT_TEST_BROKEN": str(broken)})  # fmt: skip
+                      env={**e, "STREAMKIT_TEST_BROKEN": str(broken), **OAUTH_CONFIG})  # fmt: skip
     service.wait_ready()
     wait_until(lambda: _all_of(c.admin_settings, dlq, 40), 60, "40 dead letters")
     listed = json_of(run_cli("dlq", "list", dlq, "--json", env_vars=e))
@@ -112,6 +114,29 @@ def test_service_with_retry_tier_and_dlq_end_to_end_over_sasl_ssl(
 
     wait_until(caught_up, 30, "lag 0 on the source", every=0.5)
     assert service.stop() == 0
+    log = service.log.read_text()
+    starting = next(line for line in log.splitlines() if '"starting"' in line)
+    assert '"sasl.password": "***"' in starting and '"sasl.oauthbearer.config": "***"' in starting
+    assert c.app["sasl.password"] not in log and "tok3n-in-config" not in log
+
+
+@pytest.mark.timeout(60)
+def test_topics_ensure_and_replay_name_the_missing_acl(granted: SecureCluster, unique: str) -> None:
+    c = granted
+    source, group, tier, dlq = _names(c, unique)
+    c.grant(acl("topic", source, READ))
+    ensured = run_cli("topics", "ensure", MODULE, "-t", source, "-g", group, env_vars=c.env())
+    assert ensured.exit_code == 2
+    assert one_error_line(ensured).endswith(
+        f"TOPIC_AUTHORIZATION_FAILED on {tier}: Create "
+        f"(add ACL: --allow-principal User:app --operation Create --topic {tier})"
+    )
+    c.topic(dlq)
+    replayed = run_cli("replay", dlq, "--json", env_vars=c.env())
+    assert replayed.exit_code == 2
+    line = one_error_line(replayed)
+    assert f"TOPIC_AUTHORIZATION_FAILED on {dlq}: Read" in line
+    assert f"GROUP_AUTHORIZATION_FAILED on streamkit-replay.{dlq}: Read" in line
 
 
 @pytest.mark.timeout(60)
