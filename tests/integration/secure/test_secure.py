@@ -7,6 +7,7 @@ admin super user, so a missing ACL is the test's own choice.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +67,14 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("STREAMKIT_")}
 
 
+def _readme_scram_variables() -> set[str]:
+    """The variables the README's SASL_SSL/SCRAM snippet exports."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("SASL_SSL with SCRAM") :]
+    block = section[section.index("```bash") : section.index("```\n", section.index("```bash") + 7)]
+    return set(re.findall(r"export (STREAMKIT_[A-Z_]+)=", block))
+
+
 def _all_of(settings: dict[str, str], topic: str, n: int) -> list[object] | None:
     got = read_all(settings, topic, n, timeout=5)
     return got if len(got) >= n else None
@@ -84,6 +93,7 @@ def test_service_with_retry_tier_and_dlq_end_to_end_over_sasl_ssl(
         acl("group", "streamkit-replay.", READ, prefixed=True),
     )
     e = c.env()
+    assert set(e) == _readme_scram_variables()  # the README's snippet is what runs here
     ensured = run_cli("topics", "ensure", MODULE, "-t", source, "-g", group, env_vars=e)
     assert ensured.exit_code == 0, ensured.stderr
     assert f"created  {dlq}" in ensured.stdout
