@@ -55,12 +55,12 @@ class Cluster:
     @classmethod
     def connect(cls, settings: Settings) -> Cluster:
         """Connect; raises :class:`~streamkit.errors.BrokerUnavailableError` in time."""
+        conf = {**QUIET, **settings.client_settings()}
         try:
-            admin, metadata = connect(
-                {**QUIET, **settings.client_settings()}, settings.connect_timeout
-            )
+            admin, metadata = connect(conf, settings.connect_timeout)
         except KafkaException as exc:  # a bad -X property, rejected by the client
-            raise ConfigError(f"invalid client settings: {exc.args[0].str()}") from None
+            message = redact(conf, exc.args[0].str())
+            raise ConfigError(f"invalid client settings: {message}") from None
         return cls(settings, admin, metadata)
 
     def client_settings(self) -> dict[str, Any]:
