@@ -1,18 +1,41 @@
 """Settings: environment (prefix ``STREAMKIT_``), flags, and librdkafka passthrough.
 
 Any librdkafka property can be passed through (``-X sasl.mechanism=PLAIN`` on the CLI, or
-``STREAMKIT_KAFKA='{"sasl.password": "..."}'``); secrets are never logged in clear.
+``STREAMKIT_KAFKA='{"sasl.password": "..."}'``); the common TLS/SASL ones also have named
+settings (:mod:`streamkit.security`). Secrets are never logged in clear: every place
+config reaches a log line or an error goes through :func:`redact`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, overload
 
 import orjson
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "jaas")
+from streamkit.security import SecuritySettings
+
+# librdkafka properties that carry secrets (CONFIGURATION.md), and name fragments that
+# catch the rest (sasl.oauthbearer.assertion.private.key.*, sasl.jaas.config of a Java
+# properties file pasted in, ...). A false positive costs a "***" in a log line.
+SECRET_PROPERTIES = frozenset(
+    {
+        "sasl.password",
+        "sasl.oauthbearer.config",  # may hold principal, scope and extensions with tokens
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.client.credentials.client.secret",
+        "sasl.oauthbearer.extensions",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "ssl.keystore.password",
+        "ssl_engine_callback_data",
+    }
+)
+SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "passphrase", "jaas")
+REDACTED = "***"
 CONSUMER_ONLY = (
     "group.",
     "session.timeout.ms",
@@ -40,21 +63,32 @@ def _split(value: Any) -> Any:
 
 
 def _mapping(value: Any) -> Any:
-    """Accept a dict, JSON text, or ``k=v,k=v`` text."""
+    """Accept a dict, JSON text, or ``k=v,k=v`` text.
+
+    Errors never echo the text: it may hold a password (and a comma inside one is
+    exactly what breaks the ``k=v`` form).
+    """
     if not isinstance(value, str):
         return value
     text = value.strip()
     if not text:
         return {}
     if text.startswith("{"):
-        return orjson.loads(text)
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
     pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"expected k=v pairs separated by commas, got {value!r}")
+    bad = [i for i, p in enumerate(pairs, 1) if len(p) != 2 or not p[0].strip()]
+    if bad:
+        raise ValueError(
+            f"expected k=v pairs separated by commas; item {bad[0]} is not one "
+            '(a value with a comma needs the JSON form {"key": "value"})'
+        )
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, SecuritySettings):
     """Runtime settings; every field can be set as ``STREAMKIT_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMKIT_", extra="ignore")
@@ -77,6 +111,7 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(30.0, gt=0)
     blocking_threads: int = Field(8, ge=1)
     check_topics: bool = True
+    check_access: bool = True  # preflight of ACLs (streamkit.preflight)
 
     metrics_port: int = Field(9400, ge=0, le=65535)
     stall_after: float = Field(60.0, gt=0)
@@ -87,8 +122,15 @@ class Settings(BaseSettings):
     _split_maps = field_validator("kafka", "publish_topics", mode="before")(_mapping)
 
     def client_settings(self) -> dict[str, Any]:
-        """librdkafka settings shared by consumer, producer and admin client."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka}
+        """librdkafka settings shared by consumer, producer and admin client.
+
+        Named security settings first, so a ``-X`` property of the same name wins.
+        """
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.security_properties(),
+            **self.kafka,
+        }
 
     def producer_settings(self) -> dict[str, Any]:
         """Client settings minus consumer-only properties (librdkafka warns about those)."""
@@ -119,10 +161,30 @@ class Settings(BaseSettings):
         return {**defaults, **self.client_settings(), **CONSUMER_FORCED}
 
 
-def redact(settings: dict[str, Any]) -> dict[str, Any]:
-    """A copy of librdkafka settings that is safe to log."""
-    return {
-        k: ("***" if any(m in k.lower() for m in SECRET_MARKERS) else v)
-        for k, v in settings.items()
-        if not callable(v)
-    }
+def is_secret(name: str) -> bool:
+    """True when the librdkafka property ``name`` may carry a secret."""
+    lowered = name.lower()
+    return lowered in SECRET_PROPERTIES or any(m in lowered for m in SECRET_MARKERS)
+
+
+@overload
+def redact(settings: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def redact(settings: Mapping[str, Any], text: str) -> str: ...
+def redact(settings: Mapping[str, Any], text: str | None = None) -> dict[str, Any] | str:
+    """The one redaction of client config: use it wherever config reaches a log or error.
+
+    ``redact(settings)`` is a copy of ``settings`` safe to log: secret values are
+    ``***`` and callables (callbacks, loggers) are left out. ``redact(settings, text)``
+    is ``text`` (e.g. a client's error message) with every secret value of ``settings``
+    that occurs in it replaced by ``***``.
+    """
+    if text is None:
+        return {
+            k: (REDACTED if is_secret(k) else v) for k, v in settings.items() if not callable(v)
+        }
+    for name, value in settings.items():
+        # Very short values would garble the message; their leak tells little anyway.
+        if is_secret(name) and isinstance(value, str) and len(value) >= 3:
+            text = text.replace(value, REDACTED)
+    return text

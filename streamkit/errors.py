@@ -58,6 +58,10 @@ class MissingTopicsError(ConfigError):
         self.missing = sorted(missing)
 
 
+class AccessDeniedError(ConfigError):
+    """The cluster refused us: authentication, TLS verification or a missing ACL."""
+
+
 class BrokerUnavailableError(StreamkitError):
     """No broker answered within the configured bound."""
 

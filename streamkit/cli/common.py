@@ -44,8 +44,9 @@ def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     result = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="-X")
+        if not sep or not key:  # echo no value: it may be a secret
+            shown = repr(key) if not sep else "'=...'"
+            raise click.BadParameter(f"expected KEY=VALUE, got {shown}", param_hint="-X")
         result[key.strip()] = value
     return result
 

@@ -21,6 +21,7 @@ from streamkit.cli.common import (
 from streamkit.cli.dlq import connect, filter_options, json_option, pop_filter
 from streamkit.ops.render import console, print_json, progress_bar, shorten, table
 from streamkit.ops.replay import Replayer, ReplayOptions, ReplayReport
+from streamkit.preflight import check_access, replay_access
 from streamkit.retry.topics import TopicNames
 
 
@@ -108,6 +109,8 @@ def replay(
         names=TopicNames(retry_template=retry_template),
         dry_run=dry_run,
     )
+    conf = cluster.settings.client_settings()
+    check_access(cluster.admin, replay_access(options), conf, cluster.timeout)
     report = _run(cluster, options, show_progress=not as_json and sys.stderr.isatty())
     _print(report, as_json)
     _exit(report)

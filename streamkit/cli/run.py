@@ -18,6 +18,7 @@ from streamkit.loader import load_router
 from streamkit.observability.http import HealthState, serve_http
 from streamkit.observability.logging import configure_logging
 from streamkit.observability.metrics import Metrics
+from streamkit.preflight import check_access, worker_access
 
 log = structlog.get_logger("streamkit.cli")
 
@@ -89,9 +90,11 @@ def run(
 
 
 def _preflight(worker: Worker) -> None:
-    """Fail fast, with one line, when the broker or a needed topic is missing."""
+    """Fail fast, with one line, when the broker, a permission or a needed topic is missing."""
     s = worker.settings
-    _, metadata = connect(s.client_settings(), s.connect_timeout)
+    admin, metadata = connect(s.client_settings(), s.connect_timeout)
+    if s.check_access:  # first: a topic we may not describe looks missing
+        check_access(admin, worker_access(worker), s.client_settings(), s.connect_timeout)
     if s.check_topics:
         check_topics(metadata, worker.required_topics())
         check_partitions(metadata, worker.derived_topics())

@@ -9,6 +9,7 @@ from streamkit.cli.common import friendly_errors, kafka_options, settings_overri
 from streamkit.config import Settings
 from streamkit.errors import ConfigError
 from streamkit.loader import load_router
+from streamkit.preflight import DESCRIBE, Access, check_access
 
 
 @click.group()
@@ -50,7 +51,12 @@ def ensure(
     if not sources:
         raise ConfigError("no source topics: pass --topic or declare Router(topics=...)")
     wanted = router.derived_topics(sources, group)
-    admin, metadata = connect(settings.client_settings(), settings.connect_timeout)
-    created = ensure_topics(admin, metadata, wanted, replication_factor=replication_factor)
+    conf = settings.client_settings()
+    admin, metadata = connect(conf, settings.connect_timeout)
+    # Sources we may not describe look missing: say which ACL instead.
+    check_access(admin, Access().topic(sources, DESCRIBE), conf, settings.connect_timeout)
+    created = ensure_topics(
+        admin, metadata, wanted, replication_factor=replication_factor, settings=conf
+    )
     for name in wanted:
         click.echo(f"{'created' if name in created else 'exists '}  {name}")

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 
 from streamkit.admin import connect
 from streamkit.clientlog import RDKAFKA_LOG
-from streamkit.config import Settings
+from streamkit.config import Settings, redact
 from streamkit.errors import ConfigError
 from streamkit.ops.errors import OpsError, UnknownTopicsError
 
@@ -54,12 +54,12 @@ class Cluster:
     @classmethod
     def connect(cls, settings: Settings) -> Cluster:
         """Connect; raises :class:`~streamkit.errors.BrokerUnavailableError` in time."""
+        conf = {**QUIET, **settings.client_settings()}
         try:
-            admin, metadata = connect(
-                {**QUIET, **settings.client_settings()}, settings.connect_timeout
-            )
+            admin, metadata = connect(conf, settings.connect_timeout)
         except KafkaException as exc:  # a bad -X property, rejected by the client
-            raise ConfigError(f"invalid client settings: {exc.args[0].str()}") from None
+            message = redact(conf, exc.args[0].str())
+            raise ConfigError(f"invalid client settings: {message}") from None
         return cls(settings, admin, metadata)
 
     def client_settings(self) -> dict[str, Any]:
@@ -140,4 +140,5 @@ class Cluster:
         try:
             return confluent_kafka.Consumer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"invalid consumer settings: {exc.args[0].str()}") from None
+            message = redact(conf, exc.args[0].str())
+            raise ConfigError(f"invalid consumer settings: {message}") from None

@@ -13,6 +13,7 @@ from confluent_kafka import KafkaException
 from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.codecs.base import Codec, event_record
 from streamkit.codecs.json import JSON_ENVELOPE
+from streamkit.config import redact
 from streamkit.delivery import Delivery, DeliveryResult, map_error
 from streamkit.envelope import new_event_id
 from streamkit.errors import ConfigError, DeliveryTimeoutError, ProducerClosedError
@@ -57,7 +58,7 @@ class Producer:
         try:
             self._producer = confluent_kafka.Producer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"invalid producer settings: {exc}") from None
+            raise ConfigError(f"invalid producer settings: {redact(conf, str(exc))}") from None
         self.settings = conf
         self._topics = dict(topics or {})
         self._default_topic = default_topic

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,16 @@ from streamkit.admin import connect, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMKIT = str(Path(sys.executable).with_name("streamkit"))
+
+
+Bootstrap = str | Mapping[str, str]  # an address, or librdkafka settings (secured clusters)
+
+
+def client(bootstrap: Bootstrap) -> dict[str, str]:
+    """librdkafka settings for ``bootstrap``."""
+    if isinstance(bootstrap, str):
+        return {"bootstrap.servers": bootstrap}
+    return dict(bootstrap)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
@@ -36,18 +46,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         time.sleep(every)
 
 
-def ensure_failure_topics(bootstrap: str, router: Router, topic: str, group: str) -> None:
+def ensure_failure_topics(bootstrap: Bootstrap, router: Router, topic: str, group: str) -> None:
     """Create ``topic``'s retry tiers and DLQ for ``group`` (as `streamkit topics ensure`)."""
-    admin, metadata = connect({"bootstrap.servers": bootstrap}, 10)
+    admin, metadata = connect(client(bootstrap), 10)
     ensure_topics(admin, metadata, router.derived_topics([topic], group))
 
 
 def produce_events(
-    bootstrap: str, topic: str, events: Iterable[tuple[str, Any, str | None]]
+    bootstrap: Bootstrap, topic: str, events: Iterable[tuple[str, Any, str | None]]
 ) -> int:
     """Publish (event_type, data, key) envelopes; return how many were acknowledged."""
     count = 0
-    with Producer({"bootstrap.servers": bootstrap}) as producer:
+    with Producer(client(bootstrap)) as producer:
         deliveries = [
             producer.publish(etype, data, key=key, topic=topic) for etype, data, key in events
         ]
@@ -58,19 +68,19 @@ def produce_events(
 
 
 def produce_raw(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, Any]]
+    bootstrap: Bootstrap, topic: str, records: Iterable[tuple[bytes | None, bytes | None, Any]]
 ) -> None:
     """Send raw (key, value, headers) records as they are."""
-    with Producer({"bootstrap.servers": bootstrap}) as producer:
+    with Producer(client(bootstrap)) as producer:
         for d in [producer.send(topic, v, key=k, headers=h) for k, v, h in records]:
             d.result(30)
 
 
-def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+def read_all(bootstrap: Bootstrap, topic: str, expected: int, timeout: float = 30) -> list[Any]:
     """Read ``expected`` records of ``topic`` from the beginning (throwaway group)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client(bootstrap),
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -87,9 +97,9 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> 
     return out
 
 
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+def committed(bootstrap: Bootstrap, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offset per partition (-1001 when none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({**client(bootstrap), "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 15)
     finally:
@@ -97,9 +107,9 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     return {tp.partition: tp.offset for tp in tps}
 
 
-def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+def end_offsets(bootstrap: Bootstrap, topic: str, partitions: int) -> dict[int, int]:
     """The high watermark per partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    consumer = Consumer({**client(bootstrap), "group.id": "watermarks"})
     try:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), 15)[1]
