@@ -24,7 +24,7 @@ from streamkit.errors import (
     UnknownEventType,
     UnknownTopicError,
 )
-from streamkit.handlers import Context, Middleware, Router, handler
+from streamkit.handlers import Context, Middleware, Router, configure, handler
 from streamkit.producer import Delivery, DeliveryResult, Producer
 from streamkit.retry import ExponentialBackoff, FixedBackoff, RetryPolicy, TopicNames
 
@@ -34,6 +34,7 @@ __all__ = [
     "Event",
     "Middleware",
     "Router",
+    "configure",
     "handler",
     # retries
     "ExponentialBackoff",

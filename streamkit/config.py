@@ -117,6 +117,11 @@ class Settings(BaseSettings, SecuritySettings):
     stall_after: float = Field(60.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # "safe": a pydantic ValidationError raised in a handler is summarised without its
+    # input values in logs and DLQ headers; "full" keeps the whole text (may hold PII).
+    error_details: Literal["safe", "full"] = "safe"
+    # What happens to event types no handler claims; None: what the router says.
+    on_unknown: Literal["dlq", "skip"] | None = None
 
     _split_topics = field_validator("topics", mode="before")(_split)
     _split_maps = field_validator("kafka", "publish_topics", mode="before")(_mapping)

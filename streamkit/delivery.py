@@ -60,6 +60,13 @@ class Delivery:
         delivery._settle(result, None)
         return delivery
 
+    @classmethod
+    def failed(cls, error: BaseException) -> Delivery:
+        """A delivery that already failed (fault injection in tests)."""
+        delivery = cls()
+        delivery._settle(None, error)
+        return delivery
+
     def _report(self, err: KafkaError | None, msg: Any) -> None:
         """librdkafka's delivery report (producer thread)."""
         latency = time.monotonic() - self._started

@@ -101,6 +101,10 @@ class Retry(Exception):
     """
 
     def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        # Rejected here, where the bad value is raised: a NaN or negative delay would
+        # otherwise fail later, while the event's outcome is being settled.
+        if delay is not None and not (isinstance(delay, int | float) and 0 <= delay < 1e9):
+            raise ValueError(f"Retry(delay=) must be a number of seconds >= 0, got {delay!r}")
         super().__init__(reason)
         self.delay = delay
 

@@ -1,14 +1,18 @@
 """An in-memory broker for your handlers' unit tests: no Kafka, the real pipeline.
 
-Records go through streamkit's own routing, decoding, validation, handler calls, retry
-planning and dead-lettering; only the broker is replaced by lists. Retry delays are not
-waited for: a retried record is handled again as soon as the current work is done.
+Records go through the pipeline :class:`~streamkit.Worker` runs (``build_pipeline``):
+routing, codec, validation, middleware, handler calls, retry planning, dead-lettering and
+commits; only the broker is replaced by lists. With ``delays="skip"`` (default) a retried
+record is handled again as soon as the current work is done; with ``delays="virtual"``
+it waits until :meth:`TestBroker.advance` moves the clock past its due time.
 
     async def test_invoice_is_requested() -> None:
         async with TestBroker(router) as broker:
             await broker.publish("order.created", {"order_id": "o1", "amount_cents": 5})
-            assert broker.published("invoice.requested") == [{"order_id": "o1", ...}]
+            assert broker.published("invoice.requested") == [{"order_id": "o1"}]
             assert broker.dead_letters == []
+
+The pytest plugin (``streamkit_broker`` fixture) wraps this for sync and async tests.
 """
 
 from __future__ import annotations
@@ -19,22 +23,24 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import TopicPartition
 
 from streamkit import envelope as env
 from streamkit.codecs.base import event_record
-from streamkit.consumer.pipeline import build_pipeline
+from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.delivery import Delivery, DeliveryResult
-from streamkit.envelope import new_event_id
-from streamkit.errors import ConfigError
-from streamkit.handlers.registry import Router
+from streamkit.errors import ConfigError, DeliveryFailedError
+from streamkit.handlers.context import Context
+from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.handlers.registry import Router, default_router
+from streamkit.loader import load_router
 from streamkit.observability.metrics import Metrics
 from streamkit.observability.stats import BatchStats
 from streamkit.retry.topics import tier_map
 
-__all__ = ["Record", "TestBroker"]
+__all__ = ["Call", "Record", "TestBroker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +83,44 @@ class Record:
         return env.header_str(self._headers, name)
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One handler call, as :meth:`TestBroker.calls` records it."""
+
+    event_type: str
+    data: Any  # the record's payload as the codec describes it (the envelope's data)
+    key: bytes | None
+    attempt: int
+    topic: str
+    offset: int
+    at: float  # the broker's clock (epoch seconds, virtual time included)
+    error: BaseException | None
+
+
+class _Recorder(Middleware):
+    """Records each handler call for :meth:`TestBroker.calls` (a middleware scope)."""
+
+    def __init__(self, broker: TestBroker) -> None:
+        self._broker = broker
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        error: BaseException | None = None
+        try:
+            await call_next()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._broker._record_call(ctx, error)
+
+
 class _MemoryTopics:
     """The in-memory broker as a :class:`~streamkit.record.Publisher` and committer."""
 
     def __init__(self, broker: TestBroker) -> None:
         self._broker = broker
         self.committed: dict[tuple[str, int], int] = {}
+        self.faults: list[list[Any]] = []  # [topic or None, times left, error]
 
     def send(
         self,
@@ -93,6 +131,10 @@ class _MemoryTopics:
         headers: env.Headers | None = None,
         partition: int | None = None,
     ) -> Delivery:
+        for fault in self.faults:
+            if fault[1] > 0 and fault[0] in (None, topic):
+                fault[1] -= 1
+                return Delivery.failed(fault[2])
         record = self._broker.append(topic, value, key=key, headers=headers)
         return Delivery.completed(DeliveryResult(topic, 0, record.offset(), 0.0))
 
@@ -101,7 +143,7 @@ class _MemoryTopics:
         if topic is None:
             raise ConfigError(
                 f"no topic for event type {event_type!r}: pass topic=, or map it in "
-                "Router(publish_topics=...)"
+                "Router(publish_topics=...) / streamkit.configure(publish_topics=...)"
             )
         return topic
 
@@ -116,25 +158,40 @@ class _MemoryTopics:
 class TestBroker:
     """Runs a router's handlers against in-memory topics.
 
-    It runs the pipeline :class:`~streamkit.Worker` runs (:func:`build_pipeline`), with
-    lists for topics: routing, codec, middleware, retry planning and commits are the real
-    ones. ``committed`` shows the offsets the commit owner committed.
+    ``router``: a :class:`Router`, a module path (``"myservice.handlers"``, as
+    ``streamkit run`` takes it), or None for the module-level ``@handler`` functions.
+    ``topic`` limits the sources to one (default: the router's topics, else ``events``).
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, router: Router, *, group: str = "test", topic: str | None = None) -> None:
-        self.router = router
+    def __init__(
+        self,
+        router: Router | str | None = None,
+        *,
+        group: str = "test",
+        topic: str | None = None,
+        delays: Literal["skip", "virtual"] = "skip",
+    ) -> None:
+        if isinstance(router, str):
+            router = load_router(router)
+        self.router = router if router is not None else default_router
         self.group = group
-        self.source = topic or (router.topics[0] if router.topics else "events")
+        self.sources = [topic] if topic else list(self.router.topics) or ["events"]
+        self.source = self.sources[0]
+        self.delays = delays
         self.topics: dict[str, list[Record]] = defaultdict(list)
-        self._tiers = tier_map([self.source], group, router.retry_tiers, router.topic_names)
+        self._tiers = tier_map(
+            self.sources, group, self.router.retry_tiers, self.router.topic_names
+        )
         self._read: dict[str, int] = defaultdict(int)
         self._memory = _MemoryTopics(self)
+        self._calls: list[Call] = []
+        self._advanced = 0.0  # seconds the virtual clock is ahead of the real one
 
     async def __aenter__(self) -> TestBroker:
         self._threads = ThreadPoolExecutor(2)
-        self._pipeline = build_pipeline(
+        self._pipeline: Pipeline = build_pipeline(
             self.router,
             self._memory,
             group=self.group,
@@ -142,9 +199,12 @@ class TestBroker:
             stats=BatchStats(Metrics(), self.group),
             threads=self._threads,
             max_inflight=1000,
+            extra_middleware=[_Recorder(self)],
         )
         self._pipeline.commits.attach(self._memory, asyncio.get_running_loop())
         self._pipeline.commits.assign((topic, 0) for topic in self._tiers)
+        if self.delays == "virtual":
+            self._pipeline.dispatcher.gate = self._not_due
         return self
 
     async def __aexit__(
@@ -152,10 +212,7 @@ class TestBroker:
     ) -> None:
         self._threads.shutdown(wait=False)
 
-    @property
-    def committed(self) -> dict[str, int]:
-        """The committed position of each topic the service reads (its partition 0)."""
-        return {topic: offset for (topic, _), offset in self._memory.committed.items()}
+    # -- sending -----------------------------------------------------------------------
 
     def append(
         self,
@@ -171,45 +228,106 @@ class TestBroker:
         self.topics[topic].append(record)
         return record
 
-    async def publish(self, event_type: str, data: Any, *, key: str | bytes | None = None) -> None:
-        """Publish an event to the source topic (with the router's codec) and handle
-        everything it causes."""
+    async def publish(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        topic: str | None = None,
+    ) -> None:
+        """Publish an event to a source topic (the router's codec) and handle what it causes."""
         record = event_record(
-            self.router.codec, self.source, event_type, data, key=key, event_id=new_event_id()
+            self.router.codec,
+            topic or self.source,
+            event_type,
+            data,
+            key=key,
+            event_id=env.new_event_id(),
         )
-        self.append(self.source, record.value, key=record.key, headers=record.headers)
+        self.append(record.topic, record.value, key=record.key, headers=record.headers)
         await self.run()
 
     async def send_raw(
-        self, value: bytes | None, *, key: bytes | None = None, headers: env.Headers | None = None
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: env.Headers | None = None,
+        topic: str | None = None,
     ) -> None:
-        """Send raw bytes to the source topic (bad input tests) and handle them."""
-        self.append(self.source, value, key=key, headers=headers)
+        """Send raw bytes to a source topic (bad input, foreign records) and handle them."""
+        self.append(topic or self.source, value, key=key, headers=headers)
         await self.run()
 
+    def fail_publishes(
+        self, times: int = 1, *, topic: str | None = None, error: BaseException | None = None
+    ) -> None:
+        """Make the next ``times`` sends (to ``topic``, or any) fail with ``error``."""
+        failure = error or DeliveryFailedError("injected by TestBroker.fail_publishes")
+        self._memory.faults.append([topic, times, failure])
+
+    # -- running -----------------------------------------------------------------------
+
     async def run(self) -> None:
-        """Handle every unread record of the source and retry topics until none is left."""
-        while True:
-            pending = [t for t in self._tiers if self._read[t] < len(self.topics[t])]
-            if not pending:
-                return
-            for topic in pending:
-                await self._consume(topic)
+        """Handle every unread record of the source and retry topics that is due."""
+        progress = True
+        while progress:
+            progress = False
+            for topic in self._tiers:
+                progress |= await self._consume(topic)
             self._pipeline.stats.flush()
             self._pipeline.commits.commit_due()
 
-    async def _consume(self, topic: str) -> None:
+    async def run_until_idle(self) -> None:
+        """Alias of :meth:`run`: everything due is handled when it returns."""
+        await self.run()
+
+    async def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward (``delays="virtual"``) and handle what is due."""
+        self._advanced += seconds
+        await self.run()
+
+    def now(self) -> float:
+        """The broker's clock: epoch seconds, plus what :meth:`advance` added."""
+        return time.time() + self._advanced
+
+    async def _consume(self, topic: str) -> bool:
         state = self._pipeline.commits.states[(topic, 0)]
+        took = False
         while self._read[topic] < len(self.topics[topic]):
             record = self.topics[topic][self._read[topic]]
+            if not self._pipeline.dispatcher.take(record, state):
+                break  # a retry record not due yet: the tier waits, as on Kafka
             self._read[topic] += 1
-            self._pipeline.dispatcher.handle(record, state)
+            took = True
             while state.busy:  # let async handlers and acknowledgements finish
                 await asyncio.sleep(0)
+        return took
+
+    def _not_due(self, msg: Any, headers: env.Headers | None, state: Any) -> bool:
+        not_before = env.header_int(headers, env.H_NOT_BEFORE)
+        return not_before is not None and not_before > self.now() * 1000
+
+    # -- what happened -----------------------------------------------------------------
+
+    def _record_call(self, ctx: Context, error: BaseException | None) -> None:
+        record = self.topics[ctx.topic][ctx.offset]
+        value = record.value()
+        data = self._data(value) if value else None
+        self._calls.append(
+            Call(
+                ctx.event_type, data, ctx.key, ctx.attempt, ctx.topic, ctx.offset, self.now(), error
+            )
+        )
+
+    def calls(self, event_type: str | None = None) -> list[Call]:
+        """Every handler call (of ``event_type``), in the order they happened."""
+        return [c for c in self._calls if event_type is None or c.event_type == event_type]
 
     def published(self, event_type: str) -> list[Any]:
-        """The ``data`` of every envelope of ``event_type`` published by handlers."""
-        derived = set(self._tiers) | {self.router.topic_names.dlq(self.source, self.group)}
+        """The payload of every event of ``event_type`` published by handlers."""
+        derived = set(self._tiers) | set(self._dlqs)
         out = []
         for topic, records in self.topics.items():
             if topic in derived:
@@ -221,12 +339,24 @@ class TestBroker:
         return out
 
     def _data(self, value: bytes) -> Any:
-        described = self.router.codec.describe(value)
+        try:
+            described = self.router.codec.describe(value)
+        except Exception:
+            return value
         if isinstance(described, dict) and "data" in described and "event_id" in described:
             return described["data"]  # an envelope: its payload
         return described
 
     @property
+    def _dlqs(self) -> list[str]:
+        return [self.router.topic_names.dlq(s, self.group) for s in self.sources]
+
+    @property
     def dead_letters(self) -> list[Record]:
-        """Records in the dead-letter topic, with their failure headers."""
-        return list(self.topics[self.router.topic_names.dlq(self.source, self.group)])
+        """Records in the dead-letter topics, with their failure headers."""
+        return [r for dlq in self._dlqs for r in self.topics[dlq]]
+
+    @property
+    def committed(self) -> dict[str, int]:
+        """The committed position of each topic the service reads (its partition 0)."""
+        return {topic: offset for (topic, _), offset in self._memory.committed.items()}

@@ -164,9 +164,12 @@ ROWS: tuple[RowSpec, ...] = (
                    "{{outcome}}"),
              Query("sum by (target) "
                    f"(rate(streamkit_publish_failures_total{{{G}}}[{RATE}]))",
-                   "failed {{target}} publish")),
+                   "failed {{target}} publish"),
+             Query(f"sum(rate(streamkit_dead_letter_values_dropped_total{{{G}}}[{RATE}]))",
+                   "dead letters without value")),
             unit="ops",
-            description="A failed retry/DLQ publish holds the partition until it succeeds.",
+            description="A failed retry/DLQ publish holds the partition until it succeeds. "
+            "A dead letter too large even with shrunk headers goes out without its value.",
             width=8,
         ),
         PanelSpec(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -29,11 +29,11 @@ from streamkit.consumer.parking import ParkingLot
 from streamkit.consumer.scheduler import Scheduler
 from streamkit.consumer.state import Load, PartitionState
 from streamkit.delivery import Delivery
-from streamkit.errors import PermanentError, Skip
+from streamkit.errors import DecodeError, PermanentError, Skip
 from streamkit.handlers.context import Context
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
-from streamkit.record import Record
+from streamkit.record import Headers, Record
 
 log = structlog.get_logger("streamkit.consumer")
 
@@ -61,6 +61,8 @@ class Dispatcher:
         self.stats = stats
         self.group = group
         self.load = load
+        # Holds back a retry-tier record that is not due yet (the worker's flow control).
+        self.gate: Callable[[Record, Headers | None, PartitionState], bool] | None = None
         self._threads = threads
         self._loop = asyncio.get_running_loop()
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
@@ -85,12 +87,29 @@ class Dispatcher:
 
     # -- intake ------------------------------------------------------------------------
 
-    def handle(self, msg: Record, state: PartitionState) -> None:
-        """Route, decode and run (or queue) one record."""
-        headers = msg.headers()
+    def take(self, msg: Record, state: PartitionState) -> bool:
+        """Handle one polled record; False if ``gate`` held it back (a retry not yet due).
+
+        Headers are read exactly once per record: confluent-kafka raises SystemError for a
+        header name that is not UTF-8, and touching that record's headers again can crash
+        the interpreter. Such a record goes to the DLQ with its key and value as they are.
+        """
+        try:
+            headers = msg.headers()
+        except SystemError:
+            bad = DecodeError("undecodable header name (not UTF-8)", raw=msg.value())
+            self.failures.bad_input(msg, None, state, bad, 1)
+            return True
+        if state.tier.n and self.gate is not None and self.gate(msg, headers, state):
+            return False
+        self.handle(msg, state, headers)
+        return True
+
+    def handle(self, msg: Record, state: PartitionState, headers: Headers | None) -> None:
+        """Route, decode and run (or queue) one record whose headers were read once."""
         attempt = (env.header_int(headers, env.H_ATTEMPT) or 1) if state.tier.n else 1
         try:
-            resolved = self.router.resolve(msg, headers)
+            resolved = self.router.resolve(msg, headers, state.tier.source)
         except PermanentError as exc:
             self.failures.bad_input(msg, headers, state, exc, attempt)
             return
@@ -100,11 +119,11 @@ class Dispatcher:
             return
         spec, event_type, payload, event_id = resolved
         if spec.plain and not state.running and not self._chain:
-            self._run_plain(msg, state, spec, payload, (event_id, event_type, attempt))
+            self._run_plain(msg, state, spec, payload, (event_id, event_type, attempt, headers))
             return
-        job = Job(msg, state, spec, payload, event_id, event_type, attempt)
+        job = Job(msg, state, spec, payload, event_id, event_type, attempt, headers)
         if spec.keep_key_order:
-            job.lot = self.lot.lot_key(msg, state.tier)
+            job.lot = self.lot.lot_key(msg, headers, state.tier)
         if spec.is_async or spec.blocking or state.running or self._chain:
             state.begin(msg)
             self.scheduler.submit(job)
@@ -119,24 +138,24 @@ class Dispatcher:
         state: PartitionState,
         spec: HandlerSpec,
         payload: object,
-        meta: tuple[str | None, str, int],
+        meta: tuple[str | None, str, int, Headers | None],
     ) -> None:
         """A plain sync handler, nothing of its partition in flight.
 
-        ``meta`` is (event id, event type, attempt).
+        ``meta`` is (event id, event type, attempt, headers).
         """
-        event_type = meta[1]
+        label = spec.event_type  # metric label: bounded (a catch-all counts as "*")
         started = time.perf_counter()
         try:
             spec.fn(payload)
         except Exception as exc:  # rare: take the general path with a Job
-            self.stats.duration(event_type, time.perf_counter() - started)
-            job = Job(msg, state, spec, payload, meta[0], event_type, meta[2])
+            self.stats.duration(label, time.perf_counter() - started)
+            job = Job(msg, state, spec, payload, meta[0], meta[1], meta[2], meta[3])
             state.begin(msg)
             self._settle(job, None, exc)
             return
-        self.stats.duration(event_type, time.perf_counter() - started)
-        self.stats.count(state.topic, event_type, "ok")
+        self.stats.duration(label, time.perf_counter() - started)
+        self.stats.count(state.topic, label, "ok")
         state.done_now(msg)
 
     def _run_inline(self, job: Job) -> None:
@@ -147,10 +166,10 @@ class Dispatcher:
         error = self._call_sync(job, ctx)
         msg, state = job.msg, job.state
         if error is None and (ctx is None or not ctx.pending_deliveries()):
-            self.stats.count(msg.topic(), job.event_type, "ok")
+            self.stats.count(msg.topic(), job.spec.event_type, "ok")
             state.done_now(msg)
             if job.lot is not None:
-                self.lot.left(job.lot, msg, state.tier)
+                self.lot.left(job.lot, msg, job.headers, state.tier)
             return
         state.begin(msg)
         self._settle(job, ctx, error)
@@ -166,7 +185,7 @@ class Dispatcher:
                 job.spec.fn(job.payload)
         except Exception as exc:  # a handler failure is data, not a crash
             error = exc
-        self.stats.duration(job.event_type, time.perf_counter() - started)
+        self.stats.duration(job.spec.event_type, time.perf_counter() - started)
         return error
 
     def _context(self, job: Job) -> Context:
@@ -176,7 +195,7 @@ class Dispatcher:
             partition=msg.partition(),
             offset=msg.offset(),
             key=msg.key(),
-            headers=msg.headers(),
+            headers=job.headers,
             event_type=job.event_type,
             event_id=job.event_id,
             attempt=job.attempt,
@@ -224,7 +243,7 @@ class Dispatcher:
         except Exception as exc:
             error = exc
         self.scheduler.task_ended(spec)
-        self.stats.duration(job.event_type, time.perf_counter() - started)
+        self.stats.duration(spec.event_type, time.perf_counter() - started)
         self._settle(job, ctx, error)
 
     async def _invoke(self, job: Job, ctx: Context | None) -> None:
@@ -253,20 +272,19 @@ class Dispatcher:
             return
         try:
             if error is None or isinstance(error, Skip):
-                self.stats.count(msg.topic(), job.event_type, "ok" if error is None else "skipped")
+                outcome = "ok" if error is None else "skipped"
+                self.stats.count(msg.topic(), job.spec.event_type, outcome)
                 state.tracker.finish(msg.offset())
                 if job.lot is not None:
-                    self.lot.left(job.lot, msg, state.tier)
+                    self.lot.left(job.lot, msg, job.headers, state.tier)
             elif not state.revoked:
                 plan = self.failures.fail(
-                    msg, state, error, job.spec, job.attempt, job.event_type, ctx
+                    msg, state, error, job.spec, job.attempt, job.spec.event_type, job.headers, ctx
                 )
                 if job.lot is not None:
-                    self.failures.track_parked(job.lot, msg, state, plan)
-        except Exception:
-            # A bug of ours, not the handler's: the offset stays pending (never committed,
-            # so the event is seen again after a restart) and the lane moves on.
-            log.exception("outcome handling failed", topic=msg.topic(), offset=msg.offset())
+                    self.failures.track_parked(job, plan)
+        except Exception as exc:  # a bug of ours, not the handler's: never strand the event
+            self.failures.fallback(job, exc)
         finally:
             self._release(job)
 

@@ -24,17 +24,18 @@ class FlowControl:
         self._max_buffered = max_buffered
         self._max_pending = max_pending
         self._gates: dict[PartitionState, float] = {}  # state -> due time (epoch seconds)
+        self._held: set[PartitionState] = set()  # paused by backpressure
         self.backpressure = False
 
     # -- retry delay gates -------------------------------------------------------------
 
-    def gate(self, msg: Any, state: PartitionState) -> bool:
+    def gate(self, msg: Any, headers: env.Headers | None, state: PartitionState) -> bool:
         """Pause ``state`` at ``msg`` if it is a retry record not yet due; True if paused.
 
         The partition is sought back to this record, so it is fetched again when due:
         the due time lives in the record's headers and so survives restarts.
         """
-        not_before = env.header_int(msg.headers(), env.H_NOT_BEFORE)
+        not_before = env.header_int(headers, env.H_NOT_BEFORE)
         if not_before is None or not_before <= time.time() * 1000:
             return False
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
@@ -65,6 +66,7 @@ class FlowControl:
     def forget(self, state: PartitionState) -> None:
         """Drop the gate of a revoked partition."""
         self._gates.pop(state, None)
+        self._held.discard(state)
 
     # -- backpressure ------------------------------------------------------------------
 
@@ -82,7 +84,10 @@ class FlowControl:
             self._set_paused(states, paused=True)
         elif self.backpressure and not too_much and buffered <= self._max_buffered // 2:
             self.backpressure = False
-            self._set_paused(states, paused=False)
+            self._set_paused(list(self._held), paused=False)
+        elif self.backpressure:
+            # Partitions assigned while paused: hold them too, or the bound leaks.
+            self._set_paused([s for s in states if s not in self._held], paused=True)
 
     def pause_all(self, states: list[PartitionState]) -> None:
         """Stop fetching everything (shutdown): nothing new is started from here on."""
@@ -91,7 +96,12 @@ class FlowControl:
             self._consumer.pause(tps)
 
     def _set_paused(self, states: list[PartitionState], *, paused: bool) -> None:
-        tps = [TopicPartition(s.topic, s.partition) for s in states if not s.gated]
+        chosen = [s for s in states if not s.gated and not s.revoked]
+        tps = [TopicPartition(s.topic, s.partition) for s in chosen]
+        if paused:
+            self._held.update(chosen)
+        else:
+            self._held.clear()
         if not tps:
             return
         if paused:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from streamkit.consumer.parking import LotKey
 from streamkit.consumer.state import PartitionState
 from streamkit.handlers.registry import HandlerSpec
-from streamkit.record import Record
+from streamkit.record import Headers, Record
 
 
 class Job:
@@ -18,6 +18,7 @@ class Job:
         "attempt",
         "event_id",
         "event_type",
+        "headers",
         "lane",
         "lot",
         "msg",
@@ -35,8 +36,10 @@ class Job:
         event_id: str | None,
         event_type: str,
         attempt: int,
+        headers: Headers | None = None,
     ) -> None:
         self.msg = msg
+        self.headers = headers  # read once: a second headers() call can crash (see dispatch)
         self.state = state
         self.spec = spec
         self.payload = payload
@@ -74,6 +77,9 @@ class EventStats(Protocol):
 
     def publish_failed(self, kind: str) -> None:
         """A retry/DLQ publish failed."""
+
+    def value_dropped(self) -> None:
+        """A dead letter went out without its value (too large even with shrunk headers)."""
 
     def flush(self) -> None:
         """Apply what was gathered."""

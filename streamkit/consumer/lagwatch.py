@@ -13,8 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.consumer.state import PartitionState
 from streamkit.positions import messages_behind
 
@@ -23,19 +25,28 @@ log = structlog.get_logger("streamkit.worker")
 LAG_TIMEOUT = 5.0  # bound on each broker request of a lag refresh
 Marks = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (end, committed)
 Gauge = Callable[[str, int, int, float], None]  # topic, partition, messages, seconds
+LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
 
 class LagWatch:
-    """Refreshes the lag gauges of the assigned partitions, one refresh at a time."""
+    """Refreshes the lag gauges of the assigned partitions, one refresh at a time.
+
+    Two broker requests per refresh, whatever the partition count (``ListOffsets`` and
+    ``OffsetFetch`` for all at once), on its own admin client: shutdown never waits for it
+    and the consumer is never called from another thread.
+    """
 
     def __init__(
         self,
-        consumer: Any,
+        client_settings: dict[str, Any],
+        group: str,
         states: dict[tuple[str, int], PartitionState],
         set_lag: Gauge,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._consumer = consumer
+        conf: dict[str, Any] = {**client_settings, "logger": RDKAFKA_LOG}
+        self._admin = AdminClient(conf)
+        self._group = group
         self._states = states
         self._set_lag = set_lag
         self._loop = loop
@@ -50,24 +61,25 @@ class LagWatch:
         if tps:
             self._job = self._pool.submit(self._fetch, tps)
 
-    async def stop(self) -> None:
-        """Wait (bounded) for a request in flight: never close the consumer under it."""
-        if self._job is not None:
-            await asyncio.wait([asyncio.wrap_future(self._job)], timeout=2 * LAG_TIMEOUT)
+    def stop(self) -> None:
+        """Stop refreshing; a request in flight is left to finish on its own (daemon)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _fetch(self, tps: list[TopicPartition]) -> None:
-        marks: Marks = {}
         try:
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in self._consumer.committed(tps, timeout=LAG_TIMEOUT)
+            ends = self._admin.list_offsets({tp: LATEST for tp in tps}, request_timeout=LAG_TIMEOUT)
+            request = [ConsumerGroupTopicPartitions(self._group, tps)]
+            done = self._admin.list_consumer_group_offsets(request, request_timeout=LAG_TIMEOUT)
+            found = done[self._group].result(LAG_TIMEOUT).topic_partitions or []
+            committed = {(tp.topic, tp.partition): tp.offset for tp in found}
+            marks: Marks = {
+                (tp.topic, tp.partition): (
+                    f.result(LAG_TIMEOUT).offset,
+                    committed.get((tp.topic, tp.partition), -1),
+                )
+                for tp, f in ends.items()
             }
-            for tp in tps:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT)
-                key = (tp.topic, tp.partition)
-                marks[key] = (high, committed.get(key, -1))
-        except (KafkaException, RuntimeError) as exc:  # RuntimeError: consumer closed
+        except (KafkaException, RuntimeError) as exc:
             log.debug("lag refresh failed", error=str(exc))
             return
         if not self._loop.is_closed():

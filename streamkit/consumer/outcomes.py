@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
 
 from streamkit import envelope as env
 from streamkit.consumer.job import EventStats, Job
-from streamkit.consumer.parking import LotKey, ParkingLot, parked_headers, record_id
+from streamkit.consumer.parking import ParkingLot, parked_headers, record_id
 from streamkit.consumer.state import PartitionState
 from streamkit.delivery import Delivery
-from streamkit.errors import PermanentError
+from streamkit.errors import PermanentError, RecordTooLargeError
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
 from streamkit.record import Headers, OutgoingRecord, Record
-from streamkit.retry.failures import FailurePlan, FailurePlanner, error_type
+from streamkit.retry.failures import FailurePlan, FailurePlanner, error_message, error_type
 
 if TYPE_CHECKING:
     from streamkit.handlers.context import Context
@@ -45,8 +46,10 @@ class FailurePath:
         stats: EventStats,
         lot: ParkingLot,
         loop: asyncio.AbstractEventLoop,
+        on_publish: Callable[[tuple[str, int, int], str | None], None] = lambda key, why: None,
     ) -> None:
         self._router = router
+        self._on_publish = on_publish  # a failing retry/DLQ publish (reason) or its recovery
         self._planner = planner
         self._publisher = publisher
         self._stats = stats
@@ -61,19 +64,21 @@ class FailurePath:
         spec: HandlerSpec | None,
         attempt: int,
         event_type: str,
+        headers: Headers | None,
         ctx: Context | None = None,
     ) -> FailurePlan:
-        """Send a failed record to its next stop; its offset is done once the broker has it."""
+        """Send a failed record to its next stop; its offset is done once the broker has it.
+
+        ``event_type`` is the metric label (the handler's; ``__unknown__`` for bad input);
+        log lines show the record's own type.
+        """
         policy = spec.retry if spec is not None and not isinstance(exc, PermanentError) else None
-        plan = self._planner.plan(msg, exc, policy, attempt, state.tier)
-        outcome = "retried" if plan.kind == "retry" else "dead_lettered"
-        self._stats.count(msg.topic(), event_type, outcome)
-        self._stats.failure(plan.kind, event_type, error_type(exc))
+        plan = self._planner.plan(msg, headers, exc, policy, attempt, state.tier)
         # A retry is routine and counted in metrics: DEBUG, and only built when DEBUG is on,
         # or a burst of failures would cost a log line per event. A dead letter: WARNING.
         if plan.kind == "dlq" or DEBUG_LOG.isEnabledFor(logging.DEBUG):
-            _log_failure(msg, plan, exc, attempt, event_type)
-        self._send(msg, state, plan, event_type, ctx)
+            _log_failure(msg, headers, plan, exc, attempt, event_type, self._planner.full_errors)
+        self._send(msg, state, plan, (event_type, error_type(exc)), ctx)
         return plan
 
     def bad_input(
@@ -89,33 +94,49 @@ class FailurePath:
         state.tracker.begin(msg.offset(), msg.timestamp()[1])
         event_type = env.header_str(headers, env.HEADER_EVENT_TYPE)
         known = event_type if event_type and self._router.get(event_type) else UNKNOWN_EVENT_TYPE
-        self.fail(msg, state, exc, None, attempt, known)
+        self.fail(msg, state, exc, None, attempt, known, headers)
+
+    def fallback(self, job: Job, exc: BaseException) -> None:
+        """Settling ``job``'s outcome failed (a bug of ours): dead-letter it, never strand it.
+
+        The offset was begun; without this it would stay pending forever and every restart
+        would handle everything after it again.
+        """
+        msg, state = job.msg, job.state
+        log.exception(
+            "outcome handling failed; dead-lettering", topic=msg.topic(), offset=msg.offset()
+        )
+        try:
+            self.fail(msg, state, exc, None, job.attempt, job.spec.event_type, job.headers)
+        except Exception:
+            log.exception("dead-lettering failed too; the event is marked done")
+            state.tracker.finish(msg.offset())
 
     def park(self, job: Job, *, begun: bool) -> bool:
         """Keep-key-order: send ``job`` behind its key's head in a retry tier, if parked."""
         assert job.lot is not None
         msg, state = job.msg, job.state
-        target = self._lot.park_target(job.lot, msg, state.tier)
+        target = self._lot.park_target(job.lot, msg, job.headers, state.tier)
         if target is None:
             return False
         if not begun:  # the inline path has not begun the offset yet
             state.tracker.begin(msg.offset(), msg.timestamp()[1])
-        headers = parked_headers(msg, target)
-        plan = FailurePlan("retry", target.topic, headers, 0.0, job.attempt, record_id(msg)[1])
+        headers = parked_headers(msg, job.headers, target)
+        partition = record_id(msg, job.headers)[1]
+        plan = FailurePlan("retry", target.topic, headers, 0.0, job.attempt, partition)
         self._lot.parked(job.lot, state.tier)
-        self._stats.count(msg.topic(), job.event_type, "retried")
-        self._send(msg, state, plan, job.event_type, None)
+        self._send(msg, state, plan, (job.spec.event_type, None), None)
         return True
 
-    def track_parked(
-        self, lot: LotKey, msg: Record, state: PartitionState, plan: FailurePlan
-    ) -> None:
+    def track_parked(self, job: Job, plan: FailurePlan) -> None:
         """Keep-key-order: the key's head moved to ``plan``'s tier, or left the retry path."""
+        assert job.lot is not None
+        msg, headers, tier = job.msg, job.headers, job.state.tier
         if plan.kind == "retry":
             not_before = env.header_int(plan.headers, env.H_NOT_BEFORE) or 0
-            self._lot.failed_to_tier(lot, msg, state.tier, plan.topic, not_before)
+            self._lot.failed_to_tier(job.lot, msg, headers, tier, plan.topic, not_before)
         else:
-            self._lot.left(lot, msg, state.tier)
+            self._lot.left(job.lot, msg, headers, tier)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -124,7 +145,7 @@ class FailurePath:
         msg: Record,
         state: PartitionState,
         plan: FailurePlan,
-        event_type: str,
+        tally: tuple[str, str | None],
         ctx: Context | None,
     ) -> None:
         record = OutgoingRecord(
@@ -133,62 +154,135 @@ class FailurePath:
             key=msg.key(),
             headers=plan.headers,
             kind=plan.kind,
-            event_type=event_type,
+            event_type=tally[0],
             partition=plan.partition,
         )
         self._publisher.prepare(record, ctx)  # publish hooks run once, not per resend
         state.ack_started()
-        self._resend(msg, state, record, REPUBLISH_BACKOFF[0])
+        self._resend(_Out(msg, state, record, tally), REPUBLISH_BACKOFF[0])
 
-    def _resend(
-        self, msg: Record, state: PartitionState, record: OutgoingRecord, backoff: float
-    ) -> None:
+    def _resend(self, out: _Out, backoff: float) -> None:
         try:
-            delivery = self._publisher.send_prepared(record)
+            delivery = self._publisher.send_prepared(out.record)
         except Exception as exc:  # rejected locally: same handling as a failed delivery
-            self._settled(msg, state, record, backoff, exc)
+            self._settled(out, backoff, exc)
             return
 
         def acked(d: Delivery) -> None:
-            self._loop.call_soon_threadsafe(
-                self._settled, msg, state, record, backoff, d.exception()
-            )
+            self._loop.call_soon_threadsafe(self._settled, out, backoff, d.exception())
 
         delivery.add_done_callback(acked)
 
-    def _settled(
-        self,
-        msg: Record,
-        state: PartitionState,
-        record: OutgoingRecord,
-        backoff: float,
-        error: BaseException | None,
-    ) -> None:
+    def _settled(self, out: _Out, backoff: float, error: BaseException | None) -> None:
+        msg, state, record = out.msg, out.state, out.record
         if error is None:
+            self._count(out)
             state.tracker.finish(msg.offset())
             state.ack_ended()
+            if out.failing:
+                self._on_publish(out.key, None)
+            return
+        if isinstance(error, RecordTooLargeError) and out.shrink():
+            if out.dropped:
+                self._stats.value_dropped()
+                log.error("dead letter too large: sent without its value", **_where(out, error))
+            self._resend(out, backoff)  # smaller now: at most two more sends, no loop
             return
         # Loud, and never committed: the offset stays pending, so a restart or the next
         # owner handles the event again. We keep trying with backoff meanwhile.
         self._stats.publish_failed(record.kind)
         log.error(
             "retry/DLQ publish failed; offset not committed",
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            target=record.topic,
-            error=str(error),
             next_try_s=backoff,
+            **_where(out, error),
         )
+        out.failing = True
+        self._on_publish(out.key, f"{record.kind} publish to {record.topic} failing: {error}")
         if state.revoked:
             state.ack_ended()
+            self._on_publish(out.key, None)
             return
         next_backoff = min(backoff * 2, REPUBLISH_BACKOFF[1])
-        self._loop.call_later(backoff, self._resend, msg, state, record, next_backoff)
+        self._loop.call_later(backoff, self._resend, out, next_backoff)
+
+    def _count(self, out: _Out) -> None:
+        """Count the outcome once the broker has the record: metrics count facts, not plans."""
+        event_type, etype = out.tally
+        kind = out.record.kind
+        self._stats.count(
+            out.msg.topic(), event_type, "retried" if kind == "retry" else "dead_lettered"
+        )
+        if etype is not None:
+            self._stats.failure(kind, event_type, etype)
+
+
+class _Out:
+    """One retry/DLQ record on its way, shrunk if the broker finds it too large."""
+
+    __slots__ = ("dropped", "failing", "msg", "record", "state", "tally")
+
+    def __init__(
+        self,
+        msg: Record,
+        state: PartitionState,
+        record: OutgoingRecord,
+        tally: tuple[str, str | None],
+    ) -> None:
+        self.msg, self.state, self.record, self.tally = msg, state, record, tally
+        self.dropped = False  # sent without its value
+        self.failing = False  # reported as failing to the health state
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.msg.topic(), self.msg.partition(), self.msg.offset())
+
+    def shrink(self) -> bool:
+        """Make the record smaller; False when nothing is left to shrink.
+
+        First the failure headers (traceback, message); then, for the DLQ only, the value
+        itself -- a dead letter with the reason and the original coordinates beats one that
+        can never be written. A retry record keeps its value: it goes to the DLQ instead.
+        """
+        headers = self.record.headers
+        if any(k == env.H_ERROR_TRACEBACK for k, _ in headers):
+            self.record.headers = [_shrunk(k, v) for k, v in headers if k != env.H_ERROR_TRACEBACK]
+            return True
+        if self.record.kind == "dlq" and self.record.value is not None:
+            size = len(self.record.value)
+            self.record.value = None
+            self.record.headers = [*headers, (H_VALUE_DROPPED, str(size).encode())]
+            self.dropped = True
+            return True
+        return False
+
+
+H_VALUE_DROPPED = "streamkit-value-dropped"  # the original value's size in bytes
+
+
+def _shrunk(name: str, value: bytes) -> tuple[str, bytes]:
+    if name == env.H_ERROR_MESSAGE and len(value) > 200:
+        return name, value[:200]
+    return name, value
+
+
+def _where(out: _Out, error: BaseException) -> dict[str, object]:
+    return {
+        "topic": out.msg.topic(),
+        "partition": out.msg.partition(),
+        "offset": out.msg.offset(),
+        "target": out.record.topic,
+        "error": str(error),
+    }
 
 
 def _log_failure(
-    msg: Record, plan: FailurePlan, exc: BaseException, attempt: int, event_type: str
+    msg: Record,
+    headers: Headers | None,
+    plan: FailurePlan,
+    exc: BaseException,
+    attempt: int,
+    event_type: str,
+    full: bool,
 ) -> None:
     retry = plan.kind == "retry"
     log.log(
@@ -197,10 +291,10 @@ def _log_failure(
         topic=msg.topic(),
         partition=msg.partition(),
         offset=msg.offset(),
-        event_type=event_type,
-        event_id=env.header_str(msg.headers(), env.HEADER_EVENT_ID),
+        event_type=env.header_str(headers, env.HEADER_EVENT_TYPE) or event_type,
+        event_id=env.header_str(headers, env.HEADER_EVENT_ID),
         attempt=attempt,
         target=plan.topic,
         error_type=error_type(exc),
-        error=str(exc)[:200],
+        error=error_message(exc, full=full)[:200],
     )

@@ -35,9 +35,8 @@ class Parked:
     count: int
 
 
-def record_id(msg: Any) -> RecordId:
+def record_id(msg: Any, headers: env.Headers | None) -> RecordId:
     """The identity a record keeps across tiers: its original position."""
-    headers = msg.headers()
     topic = env.header_str(headers, env.H_ORIGINAL_TOPIC)
     if topic is None:
         return (msg.topic(), msg.partition(), msg.offset())
@@ -58,22 +57,24 @@ class ParkingLot:
         return len(self._keys)
 
     @staticmethod
-    def lot_key(msg: Any, tier: Tier) -> LotKey | None:
+    def lot_key(msg: Any, headers: env.Headers | None, tier: Tier) -> LotKey | None:
         """The key's identity, or None for records without a key."""
         key = msg.key()
         if key is None:
             return None
-        rid = record_id(msg)
+        rid = record_id(msg, headers)
         return (tier.source, rid[1], key)
 
-    def park_target(self, lot: LotKey, msg: Any, tier: Tier) -> Parked | None:
+    def park_target(
+        self, lot: LotKey, msg: Any, headers: env.Headers | None, tier: Tier
+    ) -> Parked | None:
         """Where ``msg`` must wait instead of running now, or None to run it."""
         parked = self._keys.get(lot)
         if parked is None or parked.topic == msg.topic():
             return None  # never park a record where it already is: that would loop hot
         if tier.n == 0:
             return parked  # a newer record: behind everything already on the path
-        if parked.head is not None and parked.head != record_id(msg):
+        if parked.head is not None and parked.head != record_id(msg, headers):
             return parked  # a follower, but its head moved on to a later tier
         return None  # the head itself, or the next follower once the head resolved
 
@@ -83,23 +84,30 @@ class ParkingLot:
             self._keys[lot].count += 1
 
     def failed_to_tier(
-        self, lot: LotKey, msg: Any, tier: Tier, topic: str, not_before: int
+        self,
+        lot: LotKey,
+        msg: Any,
+        headers: env.Headers | None,
+        tier: Tier,
+        topic: str,
+        not_before: int,
     ) -> None:
         """A record of the key failed into ``topic``: it is the head now."""
         parked = self._keys.get(lot)
+        rid = record_id(msg, headers)
         if parked is None:
-            self._keys[lot] = Parked(record_id(msg), topic, not_before, 1)
+            self._keys[lot] = Parked(rid, topic, not_before, 1)
             return
-        parked.head, parked.topic, parked.not_before = record_id(msg), topic, not_before
+        parked.head, parked.topic, parked.not_before = rid, topic, not_before
         if tier.n == 0:
             parked.count += 1
 
-    def left(self, lot: LotKey, msg: Any, tier: Tier) -> None:
+    def left(self, lot: LotKey, msg: Any, headers: env.Headers | None, tier: Tier) -> None:
         """A tier record of the key was handled or dead-lettered: one fewer on the path."""
         parked = self._keys.get(lot)
         if parked is None or tier.n == 0:
             return
-        if parked.head == record_id(msg):
+        if parked.head == record_id(msg, headers):
             parked.head = None  # the head is through: its followers may run, in order
         parked.count -= 1
         if parked.count <= 0:
@@ -111,9 +119,9 @@ class ParkingLot:
             del self._keys[lot]
 
 
-def parked_headers(msg: Any, parked: Parked) -> env.Headers:
+def parked_headers(msg: Any, original: env.Headers | None, parked: Parked) -> env.Headers:
     """Headers of a record sent to wait: original-* kept or added, the head's due time."""
-    headers = [(k, v) for k, v in (msg.headers() or []) if k not in (env.H_NOT_BEFORE, H_PARKED)]
+    headers = [(k, v) for k, v in (original or []) if k not in (env.H_NOT_BEFORE, H_PARKED)]
     if env.header_value(headers, env.H_ORIGINAL_TOPIC) is None:
         headers += [
             (env.H_ORIGINAL_TOPIC, msg.topic().encode()),

@@ -9,7 +9,7 @@ in-memory topics as the publisher, a Kafka consumer or a dict as the committer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -20,6 +20,7 @@ from streamkit.consumer.outcomes import FailurePath
 from streamkit.consumer.parking import ParkingLot
 from streamkit.consumer.state import Load
 from streamkit.handlers.chain import MiddlewareChain
+from streamkit.handlers.middleware import Middleware
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import Router
 from streamkit.record import Publisher
@@ -54,23 +55,30 @@ def build_pipeline(
     max_inflight: int,
     load: Load | None = None,
     commits: CommitsFactory | None = None,
+    on_publish: Callable[[tuple[str, int, int], str | None], None] | None = None,
+    full_errors: bool = False,
+    extra_middleware: Sequence[Middleware] = (),
 ) -> Pipeline:
     """Wire a router's handlers to ``publisher`` for consumer group ``group``.
 
     Call on the event loop that will run the handlers. ``commits`` makes the commit owner
     (default: :class:`KafkaCommits`); attach its client before the first assignment.
+    ``on_publish(record id, reason)`` hears of retry/DLQ publishes failing (reason) and
+    recovering (None): the worker's health check.
     """
     load = load or Load()
     loop = asyncio.get_running_loop()
-    events = EventPublisher(publisher, router.codec, MiddlewareChain(router.middleware))
+    chain = MiddlewareChain([*router.middleware, *extra_middleware])
+    events = EventPublisher(publisher, router.codec, chain)
     lot = ParkingLot()
     failures = FailurePath(
         router=router,
-        planner=FailurePlanner(group, router.topic_names, router.retry_tiers),
+        planner=FailurePlanner(group, router.topic_names, router.retry_tiers, full_errors),
         publisher=events,
         stats=stats,
         lot=lot,
         loop=loop,
+        **({"on_publish": on_publish} if on_publish is not None else {}),
     )
     dispatcher = Dispatcher(
         router=router,

@@ -10,12 +10,55 @@ from there runs its work synchronously, as it has nothing to wait for.
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class DaemonExecutor(Executor):
+    """A fixed pool of daemon threads.
+
+    ``ThreadPoolExecutor`` joins its threads at interpreter exit, so one thread stuck in a
+    blocking handler, or in a client call while the broker is down, would hold the
+    process past its shutdown bound. These threads never hold the exit.
+    """
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"{name}_{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` in a pool thread."""
+        future: Future[T] = Future()
+        self._work.put((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the threads once the queued work is done (never waits for stuck work)."""
+        for _ in self._threads:
+            self._work.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to whoever awaits the future
+                future.set_exception(exc)
 
 
 class PollThread:
@@ -23,7 +66,7 @@ class PollThread:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamkit-poll")
+        self._pool = DaemonExecutor(1, "streamkit-poll")
         self._inline = False  # a poll runs on the loop thread right now
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:

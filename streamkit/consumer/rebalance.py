@@ -20,7 +20,7 @@ from streamkit.consumer.state import PartitionState
 
 log = structlog.get_logger("streamkit.rebalance")
 
-Drain = Callable[[list[PartitionState], float], Awaitable[None]]
+Drain = Callable[[list[PartitionState], float], Awaitable[object]]
 
 
 class RebalanceBridge:

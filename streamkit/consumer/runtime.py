@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import confluent_kafka
@@ -26,7 +25,7 @@ from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
 from streamkit.consumer.flow import FlowControl
 from streamkit.consumer.lagwatch import LagWatch
 from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
-from streamkit.consumer.pollthread import PollThread
+from streamkit.consumer.pollthread import DaemonExecutor, PollThread
 from streamkit.consumer.rebalance import RebalanceBridge
 from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.errors import ConfigError
@@ -42,6 +41,7 @@ log = structlog.get_logger("streamkit.worker")
 
 LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
 CLIENT_ERROR_EVERY = 30.0  # log a repeating client error (broker down) at most this often
+FINAL_STEP = 2.0  # seconds the final commit and the group leave get at least, each
 
 
 class Worker:
@@ -69,6 +69,8 @@ class Worker:
         if len(router) == 0:
             raise ConfigError("the router has no handlers")
         self.group: str = self.settings.group_id
+        if self.settings.on_unknown is not None:  # --on-unknown / STREAMKIT_ON_UNKNOWN
+            router.on_unknown = self.settings.on_unknown
         self.router = router
         self.sources = list(self.settings.topics or router.topics)
         if not self.sources:
@@ -80,9 +82,9 @@ class Worker:
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self._stopping = False
         self._error_seen: dict[str, float] = {}
-        self._threads = ThreadPoolExecutor(
-            self.settings.blocking_threads, thread_name_prefix="streamkit-blocking"
-        )
+        # Daemon threads: a blocking=True handler stuck past the shutdown bound must not
+        # keep the process alive (its event is not committed; the next owner handles it).
+        self._threads = DaemonExecutor(self.settings.blocking_threads, "streamkit-blocking")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class Worker:
             self.pipeline = self._build(self.producer)
             await self._consume(loop)
         finally:
-            self.producer.close(timeout=min(self.settings.shutdown_timeout, 10.0))
+            self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()
 
@@ -132,6 +134,8 @@ class Worker:
             max_inflight=self.settings.max_inflight,
             load=load,
             commits=self._commits_factory,
+            on_publish=self.health.publish_problem,
+            full_errors=self.settings.error_details == "full",
         )
 
     def _kafka_commits(self, tiers: dict[str, Tier], load: Load) -> CommitOwner:
@@ -151,7 +155,10 @@ class Worker:
         self.flow = FlowControl(
             self.consumer, self.settings.max_buffered, self.settings.max_pending_per_partition
         )
-        self.lag = LagWatch(self.consumer, self.states, self._set_lag, loop)
+        self.pipeline.dispatcher.gate = self.flow.gate
+        self.lag = LagWatch(
+            self.settings.producer_settings(), self.group, self.states, self._set_lag, loop
+        )
         bridge = RebalanceBridge(
             poll=self.poll,
             commits=self.pipeline.commits,
@@ -191,24 +198,47 @@ class Worker:
         self._stopping = True
 
     async def _shutdown(self) -> None:
+        """Drain, commit, leave: every step bounded, so SIGTERM always ends in time.
+
+        The drain gets ``shutdown_timeout``; the final commit and leaving the group get
+        what is left of it, at least FINAL_STEP seconds each (a broker that is down must
+        not hold the exit: what was not committed is handled again by the next owner).
+        """
         bound = self.settings.shutdown_timeout
+        deadline = time.monotonic() + bound
         states = list(self.states.values())
         log.info("stopping", inflight=self.pipeline.dispatcher.running, timeout_s=bound)
-        await self._drain_while_polling(states, bound)
+        abandoned = await self._drain_while_polling(states, bound)
+        if abandoned:
+            _warn_abandoned(abandoned, bound)
         self.stats.flush()
+        self.lag.stop()
         # Only partitions still ours: one revoked during the drain was committed by its
         # revoke callback, and may belong to another member now.
         commits = self.pipeline.commits
         owned = commits.positions(s for s in states if not s.revoked)
-        await self.poll.call(commits.commit_sync, owned)
-        await self.lag.stop()
+        if not await self._bounded(commits.commit_sync, owned, deadline=deadline):
+            log.warning("final commit did not finish in time; events after the last commit "
+                        "will be handled again", offsets=len(owned))  # fmt: skip
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
-        await self.poll.call(self.consumer.close)
+        if not await self._bounded(self.consumer.close, deadline=deadline):
+            log.warning("leaving the group did not finish in time")
         self.metrics.ready.labels(self.group).set(0)
         self.health.set_ready(False)
         log.info("stopped", group=self.group)
 
-    async def _drain_while_polling(self, states: list[PartitionState], bound: float) -> None:
+    async def _bounded(self, fn: Any, *args: Any, deadline: float) -> bool:
+        """Run a client call in the poll thread; False if it did not return in time."""
+        left = max(deadline - time.monotonic(), FINAL_STEP)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.poll.call(fn, *args)), left)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _drain_while_polling(
+        self, states: list[PartitionState], bound: float
+    ) -> list[PartitionState]:
         """Drain with every partition paused while polling goes on.
 
         A drain longer than ``max.poll.interval.ms`` without polling would get us kicked
@@ -220,7 +250,7 @@ class Worker:
             # Paused partitions return nothing; anything else is simply not handled now
             # (not tracked, so not committed: the next owner reads it).
             await self.poll.call(self.consumer.poll, 0.05)
-        await drained
+        return await drained
 
     # -- the poll loop -----------------------------------------------------------------
 
@@ -281,7 +311,7 @@ class Worker:
         return cast(list[Record], msgs)
 
     def _dispatch(self, msgs: list[Record]) -> None:
-        states, flow, handle = self.states, self.flow, self.pipeline.dispatcher.handle
+        states, take = self.states, self.pipeline.dispatcher.take
         last: dict[PartitionState, Record] = {}
         for msg in msgs:
             if msg.error() is not None:
@@ -290,10 +320,8 @@ class Worker:
             state = states.get((msg.topic(), msg.partition()))
             if state is None or state.gated:
                 continue  # revoked meanwhile, or sought back to a retry record not yet due
-            if state.tier.n and flow.gate(msg, state):
-                continue
-            handle(msg, state)
-            last[state] = msg
+            if take(msg, state):
+                last[state] = msg
         for state, msg in last.items():  # for the lag-seconds estimate, once per batch
             state.tracker.last_timestamp = msg.timestamp()[1]
         self._check_flow()
@@ -345,3 +373,13 @@ class Worker:
     def _on_record_error(self, err: KafkaError) -> None:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("consume error", error=err.str(), code=err.name())
+
+
+def _warn_abandoned(states: list[PartitionState], bound: float) -> None:
+    """Shutdown reached its bound: say what is left uncommitted (handled again later)."""
+    log.warning(
+        "shutdown timeout reached: in-flight events abandoned, not committed",
+        events=sum(s.tracker.pending for s in states),
+        partitions=[f"{s.topic}[{s.partition}]" for s in states],
+        timeout_s=bound,
+    )

@@ -122,19 +122,23 @@ class PartitionState:
         return f"PartitionState({self.topic}[{self.partition}] running={self.running})"
 
 
-async def drain(states: list[PartitionState], bound: float) -> None:
+async def drain(states: list[PartitionState], bound: float) -> list[PartitionState]:
     """Wait for the in-flight work of ``states`` up to ``bound``; cancel what is left.
 
     What is cancelled is not done, so not committed: the next owner handles it again.
+    Returns the states that still had work at the bound (their events are abandoned).
     """
-    waits = [asyncio.ensure_future(s.wait_idle()) for s in states if s.busy]
+    busy = [s for s in states if s.busy]
+    waits = [asyncio.ensure_future(s.wait_idle()) for s in busy]
     if waits:
         _, pending = await asyncio.wait(waits, timeout=bound)
         for fut in pending:
             fut.cancel()
+    abandoned = [s for s in busy if s.busy]
     # Finished tasks may still sit in s.tasks until their done-callback runs.
     leftovers = [task for s in states for task in s.tasks if not task.done()]
     for task in leftovers:
         task.cancel()
     if leftovers:
         await asyncio.wait(leftovers, timeout=1.0)
+    return abandoned

@@ -6,20 +6,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
-from streamkit.codecs.base import NOT_PARSED, Codec, Decoder
+from streamkit.codecs.base import Codec, Decoder
 from streamkit.codecs.json import BARE_JSON, JSON_ENVELOPE
-from streamkit.envelope import HEADER_EVENT_TYPE, header_str
-from streamkit.errors import ConfigError, DecodeError, UnknownEventType
+from streamkit.errors import ConfigError
 from streamkit.handlers.middleware import Middleware
+from streamkit.handlers.routing import CATCH_ALL, UNKNOWN_EVENT_TYPE, resolve
 from streamkit.handlers.signature import describe, inspect_handler
 from streamkit.record import Headers, Record
 from streamkit.retry.policy import RetryPolicy
 from streamkit.retry.topics import TopicNames
 
 Ordering = Literal["key", "partition", "unordered"]
-# The ``event_type`` metric label of events no handler claims: one constant instead of the
-# raw header keeps a producer bug from creating unbounded series.
-UNKNOWN_EVENT_TYPE = "__unknown__"
+__all__ = [
+    "CATCH_ALL",
+    "UNKNOWN_EVENT_TYPE",
+    "HandlerOptions",
+    "HandlerSpec",
+    "Router",
+    "configure",
+    "default_router",
+    "handler",
+]
 
 
 class HandlerOptions(TypedDict, total=False):
@@ -55,6 +62,7 @@ class HandlerSpec:
     blocking: bool
     keep_key_order: bool
     max_inflight: int | None = None
+    topic: str | None = None  # a topic handler: every record of this topic
 
     @property
     def plain(self) -> bool:
@@ -95,10 +103,22 @@ class Router:
         self.topic_names = topic_names or TopicNames()
         self.publish_topics: dict[str, str] = dict(publish_topics or {})
         self.codec: Codec = codec or JSON_ENVELOPE
-        self._handlers: dict[str, HandlerSpec] = {}
+        self._handlers: dict[str, HandlerSpec] = {}  # by event type; CATCH_ALL for the rest
+        self._by_topic: dict[str, HandlerSpec] = {}  # every record of a topic
 
-    def handler(self, event_type: str, **options: Unpack[HandlerOptions]) -> Callable[[F], F]:
+    def handler(
+        self,
+        event_type: str | None = None,
+        *,
+        topic: str | None = None,
+        **options: Unpack[HandlerOptions],
+    ) -> Callable[[F], F]:
         """Register the decorated function for ``event_type``.
+
+        ``"*"`` is the catch-all: events of a type no other handler claims (and records
+        with no type at all). ``topic="payments"`` takes every record of that topic
+        whatever its type -- a topic you do not own, with no ``event_type`` anywhere; the
+        topic is added to the router's topics.
 
         ``ordering``: ``"key"`` (default) runs events of one key one at a time, in offset
         order; ``"partition"`` runs a partition strictly in order; ``"unordered"`` gives up
@@ -112,21 +132,22 @@ class Router:
         unknown = sorted(set(options) - set(_OPTION_NAMES))
         if unknown:
             raise ConfigError(
-                f"@handler({event_type!r}): unknown option {', '.join(unknown)}; "
-                f"valid options: {', '.join(_OPTION_NAMES)}"
+                f"@handler({event_type or topic!r}): unknown option {', '.join(unknown)}; "
+                f"valid options: topic, {', '.join(_OPTION_NAMES)}"
             )
 
         def register(fn: F) -> F:
-            self.add(event_type, fn, **options)
+            self.add(event_type, fn, topic=topic, **options)
             return fn
 
         return register
 
     def add(
         self,
-        event_type: str,
+        event_type: str | None,
         fn: Callable[..., Any],
         *,
+        topic: str | None = None,
         retry: RetryPolicy | None = None,
         ordering: Ordering | None = None,
         timeout: float | None = None,
@@ -136,19 +157,19 @@ class Router:
         keep_key_order: bool = False,
         max_inflight: int | None = None,
     ) -> HandlerSpec:
-        """Register ``fn`` for ``event_type`` (the non-decorator form)."""
-        if not event_type:
-            raise ConfigError(f"handler {describe(fn)}: event_type must be a non-empty string")
-        existing = self._handlers.get(event_type)
+        """Register ``fn`` for ``event_type`` or ``topic`` (the non-decorator form)."""
+        label = _route_label(fn, event_type, topic)
+        table = self._by_topic if topic else self._handlers
+        key = topic or label
+        existing = table.get(key)
         if existing is not None:
-            raise ConfigError(
-                f"two handlers for event type {event_type!r}: {existing.name} and {describe(fn)}"
-            )
+            what = f"topic {topic!r}" if topic else f"event type {label!r}"
+            raise ConfigError(f"two handlers for {what}: {existing.name} and {describe(fn)}")
         sig = inspect_handler(fn)
         _check_options(fn, sig.is_async, ordering, timeout, blocking)
         codec = codec or (self.codec if envelope else BARE_JSON)
         spec = HandlerSpec(
-            event_type=event_type,
+            event_type=label,
             fn=fn,
             is_async=sig.is_async,
             wants_ctx=sig.wants_ctx,
@@ -160,8 +181,11 @@ class Router:
             blocking=blocking,
             keep_key_order=keep_key_order,
             max_inflight=max_inflight,
+            topic=topic,
         )
-        self._handlers[event_type] = spec
+        table[key] = spec
+        if topic and topic not in self.topics:
+            self.topics.append(topic)
         return spec
 
     def derived_topics(self, sources: Iterable[str], group: str) -> dict[str, str]:
@@ -175,62 +199,57 @@ class Router:
     def include(self, other: Router) -> None:
         """Add every handler and topic of ``other`` to this router."""
         for spec in other.handlers():
-            if spec.event_type in self._handlers:
-                raise ConfigError(
-                    f"two handlers for event type {spec.event_type!r}: "
-                    f"{self._handlers[spec.event_type].name} and {spec.name}"
-                )
-            self._handlers[spec.event_type] = spec
+            table = self._by_topic if spec.topic else self._handlers
+            key = spec.topic or spec.event_type
+            if key in table:
+                raise ConfigError(f"two handlers for {key!r}: {table[key].name} and {spec.name}")
+            table[key] = spec
         self.topics.extend(t for t in other.topics if t not in self.topics)
         self.middleware.extend(other.middleware)
         self.publish_topics.update(other.publish_topics)
 
     def resolve(
-        self, record: Record, headers: Headers | None
+        self, record: Record, headers: Headers | None, source: str | None = None
     ) -> tuple[HandlerSpec, str, Any, str | None] | None:
         """Route and decode ``record``: (handler, event type, payload, event id).
 
-        None when no handler claims the type and ``on_unknown`` is ``"skip"``. Raises a
-        :class:`~streamkit.errors.PermanentError` (with the raw bytes) for bad input.
-        ``headers`` are the record's, read once by the caller.
+        ``source`` is the topic the record belongs to (a retry tier's source topic), for
+        topic handlers. None when no handler claims the record and ``on_unknown`` is
+        ``"skip"``; a :class:`~streamkit.errors.PermanentError` with the raw bytes for bad
+        input. ``headers`` are the record's, read once by the caller.
         """
-        value = record.value()
-        if not value:
-            raise DecodeError(
-                "null value (tombstone)" if value is None else "empty value", raw=value
-            )
-        event_type = header_str(headers, HEADER_EVENT_TYPE)
-        parsed: Any = NOT_PARSED
-        if event_type is None:
-            event_type, parsed = self.codec.route(value)
-            if event_type is None:
-                raise UnknownEventType("record has no event_type header or field", raw=value)
-        spec = self._handlers.get(event_type)
-        if spec is None:
-            if self.on_unknown == "skip":
-                return None
-            raise UnknownEventType(f"no handler for event type {event_type!r}", raw=value)
-        if parsed is not NOT_PARSED and spec.codec.family != self.codec.family:
-            parsed = NOT_PARSED  # parsed as another format: the handler's codec parses it
-        payload, event_id = spec.decode(value, parsed)
-        return spec, event_type, payload, event_id
+        return resolve(self, record, headers, source)
 
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""
         return self._handlers.get(event_type)
 
+    def for_topic(self, topic: str) -> HandlerSpec | None:
+        """The handler of every record of ``topic``, or None."""
+        return self._by_topic.get(topic)
+
     def handlers(self) -> list[HandlerSpec]:
         """Every registered handler."""
-        return list(self._handlers.values())
+        return [*self._handlers.values(), *self._by_topic.values()]
 
     @property
     def retry_tiers(self) -> int:
         """How many retry-tier topics the handlers need: max ``max_attempts`` minus one."""
-        attempts = [s.retry.max_attempts for s in self._handlers.values()]
+        attempts = [s.retry.max_attempts for s in self.handlers()]
         return max(attempts, default=1) - 1
 
     def __len__(self) -> int:
-        return len(self._handlers)
+        return len(self._handlers) + len(self._by_topic)
+
+
+def _route_label(fn: Callable[..., Any], event_type: str | None, topic: str | None) -> str:
+    """The handler's event type label (metrics, logs): its type, or its topic's name."""
+    if topic is not None and not topic:
+        raise ConfigError(f"handler {describe(fn)}: topic must be a non-empty string")
+    label = event_type or topic
+    if not label:
+        raise ConfigError(f"handler {describe(fn)}: give an event type or topic=")
+    return label
 
 
 def _check_options(
@@ -255,3 +274,40 @@ default_router = Router()
 
 handler = default_router.handler
 """Register a handler on the default router (see :meth:`Router.handler`)."""
+
+
+def configure(
+    *,
+    topics: Iterable[str] | None = None,
+    on_unknown: Literal["dlq", "skip"] | None = None,
+    publish_topics: dict[str, str] | None = None,
+    retry: RetryPolicy | None = None,
+    middleware: Iterable[Middleware] | None = None,
+    codec: Codec | None = None,
+    router: Router | None = None,
+) -> Router:
+    """Set what ``Router(...)`` would, for module-level ``@handler`` functions.
+
+    Call it at the top of your handlers module, before the handlers::
+
+        streamkit.configure(topics=["payments"], on_unknown="skip",
+                            publish_topics={"receipt.requested": "receipts"})
+
+    ``retry`` applies to the handlers registered after the call. Returns the router.
+    """
+    target = router or default_router
+    if on_unknown is not None:
+        if on_unknown not in ("dlq", "skip"):
+            raise ConfigError(f"on_unknown must be 'dlq' or 'skip', got {on_unknown!r}")
+        target.on_unknown = on_unknown
+    if topics is not None:
+        target.topics.extend(t for t in topics if t not in target.topics)
+    if publish_topics is not None:
+        target.publish_topics.update(publish_topics)
+    if retry is not None:
+        target.default_retry = retry
+    if middleware is not None:
+        target.middleware.extend(middleware)
+    if codec is not None:
+        target.codec = codec
+    return target

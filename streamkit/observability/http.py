@@ -29,7 +29,9 @@ class HealthState:
 
     ``healthz`` fails when the poll loop has not called :meth:`beat` for ``stall_after``
     seconds (the orchestrator should restart the process), when :meth:`set_failed` was
-    called, or when no beat arrived within ``start_grace`` seconds of creation.
+    called, when no beat arrived within ``start_grace`` seconds of creation, or when a
+    retry/DLQ publish has kept failing for ``stall_after`` seconds (its partition cannot
+    move: a missing ACL, a deleted DLQ).
     ``readyz`` additionally requires :meth:`set_ready(True) <set_ready>`.
     """
 
@@ -50,6 +52,16 @@ class HealthState:
         self._ready = False
         self._not_ready_reason = "not ready: no partition assignment yet"
         self._failed: str | None = None
+        self._publish_problems: dict[object, tuple[float, str]] = {}  # key -> (since, why)
+
+    def publish_problem(self, key: object, reason: str | None) -> None:
+        """A retry/DLQ publish for ``key`` is failing (``reason``) or recovered (None)."""
+        now = self._clock()
+        with self._lock:
+            if reason is None:
+                self._publish_problems.pop(key, None)
+            elif key not in self._publish_problems:
+                self._publish_problems[key] = (now, reason)
 
     def beat(self) -> None:
         """Record that the poll loop is alive; called once per poll iteration."""
@@ -97,6 +109,10 @@ class HealthState:
         silent = now - self._last_beat
         if silent > self._stall_after:
             return False, f"poll loop stalled for {silent:.1f}s"
+        if self._publish_problems:
+            since, why = min(self._publish_problems.values())
+            if now - since > self._stall_after:
+                return False, f"{why} (for {now - since:.0f}s)"
         return True, "ok"
 
 

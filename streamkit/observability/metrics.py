@@ -73,6 +73,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "streamkit_produced_total",
         "streamkit_produce_latency_seconds",
         "streamkit_publish_failures_total",
+        "streamkit_dead_letter_values_dropped_total",
     }
 )
 
@@ -197,6 +198,13 @@ class Metrics:
             ("group", "target"),
             registry=reg,
         )
+        self.values_dropped = Counter(
+            "streamkit_dead_letter_values_dropped",
+            "Dead letters written without their value: too large for the DLQ even with shrunk "
+            "headers. The original stays in its source topic (see the original-* headers).",
+            ("group",),
+            registry=reg,
+        )
 
     def prime(self, group: str) -> None:
         """Create the zero-valued series of every bounded label set for ``group``.
@@ -212,6 +220,7 @@ class Metrics:
             self.publish_failures.labels(group, target)
         for produce_outcome in _PRODUCE_OUTCOMES:
             self.produced.labels(produce_outcome)
+        self.values_dropped.labels(group)
         self.inflight.labels(group).set(0)
         self.assigned_partitions.labels(group).set(0)
         self.ready.labels(group).set(0)

@@ -49,6 +49,10 @@ class BatchStats:
         """A retry/DLQ publish failed (loud: the offset stays uncommitted)."""
         self._publish[kind] += 1
 
+    def value_dropped(self) -> None:
+        """A dead letter went out without its value (too large even shrunk): loud, rare."""
+        self._metrics.child(self._metrics.values_dropped, self._group).inc()
+
     def flush(self) -> None:
         """Apply everything gathered since the last flush to the metrics."""
         m, group = self._metrics, self._group

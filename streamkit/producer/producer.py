@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,8 +33,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # waiting out message.timeout.ms as a vague timeout (librdkafka's default is 30 s).
     "topic.metadata.propagation.max.ms": 10_000,
 }
-QUEUE_FULL_WAIT = 0.01  # seconds between tries when the local queue is full
-QUEUE_FULL_LIMIT = 30.0  # give up (typed error) after this long
+# Records held here while librdkafka's own queue is full (queue.buffering.max.messages).
+# Beyond this many a send fails at once with a typed error instead of growing memory.
+OVERFLOW_LIMIT = 100_000
+Pending = tuple[str, bytes | None, dict[str, Any], Delivery]
 
 
 class Producer:
@@ -66,6 +69,10 @@ class Producer:
         self.codec: Codec = codec or JSON_ENVELOPE
         self._closing = False  # send() refuses new records
         self._closed = False  # the delivery-report thread stops
+        # A full local queue must never block the caller (the event loop): records wait
+        # here, in order, and the delivery thread feeds them in as reports free room.
+        self._overflow: deque[Pending] = deque()
+        self._overflow_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
         self._thread.start()
 
@@ -73,7 +80,22 @@ class Producer:
         # Delivery reports are served here, off the event loop; poll returns as soon as a
         # report arrives, so the 0.1 s bound only limits how fast close() is noticed.
         while not self._closed:
-            self._producer.poll(0.1)
+            self._producer.poll(0.1 if not self._overflow else 0.005)
+            if self._overflow:
+                self._feed()
+
+    def _feed(self) -> None:
+        """Move waiting records into librdkafka's queue while it has room (delivery thread)."""
+        with self._overflow_lock:
+            while self._overflow:
+                topic, value, kwargs, delivery = self._overflow[0]
+                try:
+                    self._producer.produce(topic, value, **kwargs)
+                except BufferError:
+                    return  # still full: next report
+                except KafkaException as exc:
+                    delivery._settle(None, map_error(exc.args[0]))
+                self._overflow.popleft()
 
     def topic_for(self, event_type: str) -> str:
         """The topic an event type is published to when the caller names none."""
@@ -127,27 +149,35 @@ class Producer:
         }
         if partition is not None:
             kwargs["partition"] = partition
-        self._produce(topic, value, kwargs)
-        return delivery
-
-    def _produce(self, topic: str, value: bytes | None, kwargs: dict[str, Any]) -> None:
-        deadline = time.monotonic() + QUEUE_FULL_LIMIT
-        while True:
+        if not self._overflow:  # the usual case: straight in, no lock
             try:
                 self._producer.produce(topic, value, **kwargs)
-                return
+                return delivery
             except BufferError:
-                # Local queue full: the broker is slower than we produce. Wait for reports
-                # to drain it (bounded), rather than dropping or growing memory.
-                if time.monotonic() > deadline:
-                    raise DeliveryTimeoutError("local producer queue stayed full") from None
-                time.sleep(QUEUE_FULL_WAIT)
+                pass
             except KafkaException as exc:
                 raise map_error(exc.args[0]) from None
+        self._hold(topic, value, kwargs, delivery)
+        return delivery
+
+    def _hold(
+        self, topic: str, value: bytes | None, kwargs: dict[str, Any], delivery: Delivery
+    ) -> None:
+        """Local queue full: the broker is slower than we produce. Wait, without blocking."""
+        with self._overflow_lock:
+            if len(self._overflow) >= OVERFLOW_LIMIT:
+                raise DeliveryTimeoutError(
+                    f"local producer queue full ({OVERFLOW_LIMIT} records waiting)"
+                )
+            self._overflow.append((topic, value, kwargs, delivery))
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for outstanding records; return how many remain."""
-        return int(self._producer.flush(timeout))
+        deadline = time.monotonic() + timeout
+        while self._overflow and time.monotonic() < deadline:
+            self._producer.flush(min(0.05, timeout))
+        left = max(deadline - time.monotonic(), 0.0)
+        return int(self._producer.flush(left)) + len(self._overflow)
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush with a bound, then stop. Records still unsent fail their futures."""
@@ -159,13 +189,17 @@ class Producer:
             # Fail what is left rather than hang: their futures get a delivery error.
             self._producer.purge()
             self._producer.flush(1.0)
+            with self._overflow_lock:
+                for *_, delivery in self._overflow:
+                    delivery._settle(None, ProducerClosedError("producer closed before sending"))
+                self._overflow.clear()
         self._closed = True
         self._thread.join(timeout=1.0)
         return remaining
 
     def __len__(self) -> int:
         """Records waiting in the local queue or in flight."""
-        return len(self._producer)
+        return len(self._producer) + len(self._overflow)
 
     def __enter__(self) -> Producer:
         return self

@@ -7,7 +7,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from streamkit import envelope as env
+from streamkit.codecs.json import summarise
 from streamkit.errors import Retry
 from streamkit.retry.policy import RetryPolicy
 from streamkit.retry.topics import Tier, TopicNames
@@ -34,7 +37,19 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _format_tb(exc: BaseException) -> str:
+def error_message(exc: BaseException, *, full: bool = False) -> str:
+    """The text of ``exc`` for logs and headers, without input values unless ``full``.
+
+    A pydantic ``ValidationError`` (a handler validating something itself) repeats the
+    offending input (``input_value='4111-1111-1111-1111'``): by default only the error
+    locations and messages are kept, as streamkit's own SchemaError does.
+    """
+    if not full and isinstance(exc, ValidationError):
+        return summarise(exc)
+    return str(exc)
+
+
+def _format_tb(exc: BaseException, full: bool) -> str:
     """The innermost frames (file, line, function) and the exception.
 
     Without source lines: ``traceback.format_exception`` stats every source file (linecache
@@ -47,25 +62,30 @@ def _format_tb(exc: BaseException) -> str:
         f'  File "{frame.f_code.co_filename}", line {lineno}, in {frame.f_code.co_name}\n'
         for frame, lineno in frames
     ]
-    lines += traceback.format_exception_only(type(exc), exc)
+    if full or not isinstance(exc, ValidationError):
+        lines += traceback.format_exception_only(type(exc), exc)
+    else:
+        lines.append(f"{error_type(exc)}: {error_message(exc)}\n")
     return "".join(lines)[-MAX_TRACEBACK:]
 
 
 def failure_headers(
     msg: Any,
+    headers: env.Headers | None,
     *,
     group: str,
     exc: BaseException,
     attempt: int,
     not_before_ms: int | None,
     now_ms: int,
+    full: bool = False,
 ) -> env.Headers:
     """Original headers minus old failure headers, plus this failure's.
 
     ``original-*`` headers are written only by the first failure: a record that went
     through three tiers still points at the source record, once.
     """
-    kept = [(k, v) for k, v in (msg.headers() or []) if k not in env.FAILURE_HEADERS]
+    kept = [(k, v) for k, v in (headers or []) if k not in env.FAILURE_HEADERS]
     if not any(k == env.H_ORIGINAL_TOPIC for k, _ in kept):
         _, ts = msg.timestamp()
         kept += [
@@ -78,8 +98,11 @@ def failure_headers(
         (env.H_ATTEMPT, str(attempt).encode()),
         (env.H_GROUP, group.encode()),
         (env.H_ERROR_TYPE, error_type(exc).encode()),
-        (env.H_ERROR_MESSAGE, str(exc)[:MAX_MESSAGE].encode("utf-8", "replace")),
-        (env.H_ERROR_TRACEBACK, _format_tb(exc).encode("utf-8", "replace")),
+        (
+            env.H_ERROR_MESSAGE,
+            error_message(exc, full=full)[:MAX_MESSAGE].encode("utf-8", "replace"),
+        ),
+        (env.H_ERROR_TRACEBACK, _text(_format_tb(exc, full))),
         (env.H_FAILED_AT, str(now_ms).encode()),
     ]
     if not_before_ms is not None:
@@ -94,43 +117,57 @@ class FailurePlanner:
     group: str
     names: TopicNames
     tiers: int  # retry tiers available per source topic
+    full_errors: bool = False  # input values in error headers (STREAMKIT_ERROR_DETAILS=full)
 
     def plan(
-        self, msg: Any, exc: BaseException, policy: RetryPolicy | None, attempt: int, tier: Tier
+        self,
+        msg: Any,
+        headers: env.Headers | None,
+        exc: BaseException,
+        policy: RetryPolicy | None,
+        attempt: int,
+        tier: Tier,
     ) -> FailurePlan:
         """The next stop for ``msg`` whose ``attempt``-th handling raised ``exc``.
 
-        ``policy`` None means bad input (or no handler): straight to the DLQ.
+        ``headers`` are the record's, read once. ``policy`` None means bad input (or no
+        handler): straight to the DLQ.
         """
         now_ms = int(time.time() * 1000)
         if policy is None or not self._retryable(exc, policy, attempt):
-            headers = failure_headers(
-                msg, group=self.group, exc=exc, attempt=attempt, not_before_ms=None, now_ms=now_ms
-            )
-            return FailurePlan(
-                "dlq",
-                self.names.dlq(tier.source, self.group),
+            out = failure_headers(
+                msg,
                 headers,
-                0.0,
-                attempt,
-                _source_partition(headers),
+                group=self.group,
+                exc=exc,
+                attempt=attempt,
+                not_before_ms=None,
+                now_ms=now_ms,
             )
+            dlq = self.names.dlq(tier.source, self.group)
+            return FailurePlan("dlq", dlq, out, 0.0, attempt, _source_partition(out))
         requested = exc.delay if isinstance(exc, Retry) else None
         delay = policy.next_delay(attempt, requested)
-        headers = failure_headers(
+        out = failure_headers(
             msg,
+            headers,
             group=self.group,
             exc=exc,
             attempt=attempt + 1,
             not_before_ms=now_ms + int(delay * 1000),
             now_ms=now_ms,
+            full=self.full_errors,
         )
         # Attempt n failed -> tier n; a policy longer than the tiers keeps using the last one.
         topic = self.names.retry(tier.source, self.group, min(attempt, self.tiers))
-        return FailurePlan("retry", topic, headers, delay, attempt, _source_partition(headers))
+        return FailurePlan("retry", topic, out, delay, attempt, _source_partition(out))
 
     def _retryable(self, exc: BaseException, policy: RetryPolicy, attempt: int) -> bool:
         return self.tiers > 0 and attempt < policy.max_attempts and policy.is_retryable(exc)
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", "replace")
 
 
 def _source_partition(headers: env.Headers) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -70,3 +71,23 @@ def test_typed_errors(kafka_bootstrap: str, make_topic: Any) -> None:
             producer.publish("unmapped.type", {})
     with pytest.raises(ProducerClosedError):
         producer.send(topic, b"{}")
+
+
+def test_a_full_local_queue_is_waited_out_without_blocking_the_caller(
+    kafka_bootstrap: str, make_topic: Any
+) -> None:
+    # Issue 17 item 4: on BufferError the producer used to sleep on the caller's thread
+    # (the event loop) for up to 30 s. Now a send returns at once and the record waits
+    # in order; every one is delivered.
+    topic = make_topic("overflow", partitions=1)
+    conf = {"bootstrap.servers": kafka_bootstrap, "queue.buffering.max.messages": 10}
+    with Producer(conf) as producer:
+        slowest = 0.0
+        deliveries = []
+        for n in range(2000):
+            started = time.perf_counter()
+            deliveries.append(producer.send(topic, b"%d" % n, key=b"k"))
+            slowest = max(slowest, time.perf_counter() - started)
+        offsets = [d.result(30).offset for d in deliveries]
+    assert offsets == list(range(2000))  # all delivered, in order
+    assert slowest < 0.5  # nothing slept on the caller's thread (was up to 30 s)

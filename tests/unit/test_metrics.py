@@ -32,6 +32,7 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
     "streamkit_produced_total": ("outcome",),
     "streamkit_produce_latency_seconds": (),
     "streamkit_publish_failures_total": ("group", "target"),
+    "streamkit_dead_letter_values_dropped_total": ("group",),
 }
 
 

@@ -4,7 +4,7 @@ import streamkit
 
 EXPECTED = {
     # handlers
-    "Context", "Event", "Middleware", "Router", "handler",
+    "Context", "Event", "Middleware", "Router", "configure", "handler",
     # retries
     "ExponentialBackoff", "FixedBackoff", "Retry", "RetryPolicy", "Skip", "TopicNames",
     # running

@@ -94,7 +94,9 @@ def test_failure_plans_walk_the_tiers_then_the_dlq() -> None:
     planner = FailurePlanner("g", TopicNames(), tiers=2)
     policy = RetryPolicy(max_attempts=3, backoff=FixedBackoff(5))
     source = FakeMsg("orders", [("event_type", b"x"), ("user", b"u")])
-    first = planner.plan(source, _raise(ValueError("boom")), policy, 1, Tier("orders", 0))
+    first = planner.plan(
+        source, source.headers(), _raise(ValueError("boom")), policy, 1, Tier("orders", 0)
+    )
     assert first.kind == "retry"
     assert first.topic == "orders.g.retry.1"
     assert first.delay == 5
@@ -115,7 +117,9 @@ def test_failure_plans_walk_the_tiers_then_the_dlq() -> None:
 
     # The retry record fails again in tier 1: tier 2, original-* kept once, not piled up.
     tier1 = FakeMsg("orders.g.retry.1", h)
-    second = planner.plan(tier1, _raise(Retry(delay=0.5)), policy, 2, Tier("orders", 1))
+    second = planner.plan(
+        tier1, tier1.headers(), _raise(Retry(delay=0.5)), policy, 2, Tier("orders", 1)
+    )
     assert second.topic == "orders.g.retry.2"
     assert second.delay == 0.5
     assert sum(1 for k, _ in second.headers if k == env.H_ORIGINAL_TOPIC) == 1
@@ -124,6 +128,7 @@ def test_failure_plans_walk_the_tiers_then_the_dlq() -> None:
 
     last = planner.plan(
         FakeMsg("orders.g.retry.2", second.headers),
+        FakeMsg("orders.g.retry.2", second.headers).headers(),
         _raise(ValueError()),
         policy,
         3,
@@ -138,13 +143,19 @@ def test_failure_plans_walk_the_tiers_then_the_dlq() -> None:
 def test_bad_input_and_non_retryable_go_straight_to_the_dlq() -> None:
     planner = FailurePlanner("g", TopicNames(), tiers=2)
     msg = FakeMsg("orders")
-    assert planner.plan(msg, SchemaError("x"), None, 1, Tier("orders", 0)).kind == "dlq"
+    assert (
+        planner.plan(msg, msg.headers(), SchemaError("x"), None, 1, Tier("orders", 0)).kind == "dlq"
+    )
     policy = RetryPolicy(non_retryable=(KeyError,))
-    assert planner.plan(msg, KeyError("k"), policy, 1, Tier("orders", 0)).kind == "dlq"
+    assert (
+        planner.plan(msg, msg.headers(), KeyError("k"), policy, 1, Tier("orders", 0)).kind == "dlq"
+    )
 
 
 def test_long_tracebacks_and_messages_are_truncated() -> None:
     planner = FailurePlanner("g", TopicNames(), tiers=1)
-    plan = planner.plan(FakeMsg("o"), _raise(ValueError("m" * 5000)), None, 1, Tier("o", 0))
+    plan = planner.plan(
+        FakeMsg("o"), FakeMsg("o").headers(), _raise(ValueError("m" * 5000)), None, 1, Tier("o", 0)
+    )
     assert len(env.header_value(plan.headers, env.H_ERROR_MESSAGE) or b"") == 1000
     assert len(env.header_value(plan.headers, env.H_ERROR_TRACEBACK) or b"") <= 4000

@@ -232,7 +232,8 @@ def test_dlq_write_revoked_mid_run_holds_offsets_and_recovers_when_restored(
     broken, out = tmp_path / "broken", tmp_path / "handled.txt"
     service = Service(MODULE, bootstrap=c.bootstrap, group=group, topics=[source], out=out,
                       env={**c.env(), "STREAMKIT_TEST_BROKEN": str(broken),
-                           "STREAMKIT_COMMIT_INTERVAL": "0.2"})  # fmt: skip
+                           "STREAMKIT_COMMIT_INTERVAL": "0.2",
+                           "STREAMKIT_STALL_AFTER": "2"})  # fmt: skip
     service.wait_ready()
     produce_events(c.admin_settings, source, _events(6))
     wait_until(lambda: len(read_lines(out)) == 6, 60, "6 healthy events handled")
@@ -249,7 +250,8 @@ def test_dlq_write_revoked_mid_run_holds_offsets_and_recovers_when_restored(
 
     wait_until(lambda: refusals() >= 12, 60, "each DLQ write refused twice")  # 6 records
     assert committed(c.admin_settings, group, source, 3) == before  # held below the failures
-    health = http_status(service.port, "/healthz")
+    # A partition that cannot move fails the liveness probe (after stall_after).
+    wait_until(lambda: http_status(service.port, "/healthz") == 503, 30, "/healthz failing")
 
     c.grant(dlq_write)
     dead = wait_until(lambda: _all_of(c.admin_settings, dlq, 6), 60, "6 records in the DLQ")
@@ -262,10 +264,5 @@ def test_dlq_write_revoked_mid_run_holds_offsets_and_recovers_when_restored(
     failed = {(p, o) for p in range(3) for o in range(before[p], ends[p])}
     assert len(dead) == 6 and originals == failed  # each failed record once, none lost
     assert len(read_lines(out)) == 6  # the failed ones were never "handled"
+    assert http_status(service.port, "/healthz") == 200  # recovered with the ACL
     assert service.stop() == 0
-    if health == 200:
-        pytest.xfail(
-            "/healthz stays 200 while every DLQ write is refused: the runtime logs and "
-            "retries with backoff but does not report the stall to HealthState"
-        )
-    assert health == 503
