@@ -19,9 +19,14 @@ Scenario = Callable[[Backend], Awaitable[None]]
 def run_on(request: pytest.FixtureRequest) -> Callable[..., None]:
     """``run_on(router, scenario, extra_topics=[...])`` on this parameter's backend."""
 
-    def run(router: Router, scenario: Scenario, extra_topics: list[str] = ()) -> None:  # type: ignore[assignment]
+    def run(
+        router: Router,
+        scenario: Scenario,
+        extra_topics: list[str] = (),  # type: ignore[assignment]
+        source: str | None = None,
+    ) -> None:
         unique = uuid.uuid4().hex[:8]
-        source, group = f"{router.topics[0]}-{unique}", f"svc-{unique}"
+        source, group = source or f"{router.topics[0]}-{unique}", f"svc-{unique}"
         rename = {t: f"{t}-{unique}" for t in extra_topics}
         router.publish_topics = {k: rename.get(v, v) for k, v in router.publish_topics.items()}
 

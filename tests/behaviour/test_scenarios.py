@@ -6,6 +6,7 @@ one of the two parameters fails.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -166,3 +167,62 @@ def test_ctx_publish_is_acknowledged_before_the_offset_is_committed(run_on: Run)
         assert env.loads(invoice.value or b"")["data"] == {"order_id": "o1"}
 
     run_on(router, scenario, extra_topics=["invoices"])
+
+
+def test_a_topic_handler_takes_foreign_records_with_no_event_type(run_on: Run) -> None:
+    # Another team's topic: bare JSON, no event_type header or field, types we don't know.
+    topic = f"payments-{uuid.uuid4().hex[:8]}"
+    router = Router(retry=FAST)
+    seen: list[dict[str, Any]] = []
+
+    @router.handler(topic=topic, envelope=False)
+    def on_payment(data: dict[str, Any], ctx: Context) -> None:
+        seen.append({**data, "type": ctx.event_type})
+
+    async def scenario(b: Backend) -> None:
+        await b.send_raw(b'{"id": 1}')
+        await b.send_raw(b'{"id": 2}', headers=[("event_type", b"their.own.type")])
+        await b.settle()
+        assert seen == [{"id": 1, "type": topic}, {"id": 2, "type": "their.own.type"}]
+        assert await b.committed() == 2
+
+    run_on(router, scenario, source=topic)
+
+
+def test_a_catch_all_takes_the_types_no_handler_claims(run_on: Run) -> None:
+    router, seen = _router(), []
+
+    @router.handler("order.created")
+    def on_order(order: Order) -> None:
+        seen.append("order")
+
+    @router.handler("*")
+    def anything_else(data: dict[str, Any], ctx: Context) -> None:
+        seen.append(ctx.event_type)
+
+    async def scenario(b: Backend) -> None:
+        await b.send("order.created", {"order_id": "o1", "amount_cents": 1})
+        await b.send("order.refunded", {"order_id": "o1"})
+        await b.settle()
+        assert seen == ["order", "order.refunded"]
+        assert await b.records(router.topic_names.dlq(b.source, b.group)) == []
+
+    run_on(router, scenario)
+
+
+def test_unknown_types_are_skipped_and_committed_when_asked(run_on: Run) -> None:
+    router, seen = _router(on_unknown="skip"), []
+
+    @router.handler("order.created")
+    def on_order(order: Order) -> None:
+        seen.append(order.order_id)
+
+    async def scenario(b: Backend) -> None:
+        await b.send("order.refunded", {"order_id": "o1"})
+        await b.send("order.created", {"order_id": "o2", "amount_cents": 1})
+        await b.settle()
+        assert seen == ["o2"]
+        assert await b.records(router.topic_names.dlq(b.source, b.group)) == []
+        assert await b.committed() == 2
+
+    run_on(router, scenario)
