@@ -29,6 +29,7 @@ from streamkit.consumer.pollthread import DaemonExecutor, PollThread
 from streamkit.consumer.rebalance import RebalanceBridge
 from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.errors import ConfigError
+from streamkit.handlers.lint import unmapped_publishes
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
@@ -173,6 +174,7 @@ class Worker:
             on_revoke=bridge.on_revoke,
             on_lost=bridge.on_lost,
         )
+        log.info("waiting for partition assignment", group=self.group)
         try:
             await self._poll_loop()
         finally:
@@ -189,7 +191,23 @@ class Worker:
                 "source and of its retry tiers may land on different members",
                 strategy=conf["partition.assignment.strategy"],
             )
-        log.info("starting", group=self.group, topics=list(self.tiers), settings=redact(conf))
+        log.info(
+            "starting",
+            group=self.group,
+            event_types=sorted(spec.event_type for spec in self.router.handlers()),
+            topics=list(self.tiers),
+            settings=redact(conf),
+        )
+        topics = self.router.publish_topics | self.settings.publish_topics
+        for name, event_type in unmapped_publishes(
+            self.router.handlers(), topics, self.settings.default_publish_topic
+        ):
+            log.warning(
+                "handler publishes an event type with no topic: every such event will be "
+                "dead-lettered (map it in publish_topics or pass topic=)",
+                handler=name,
+                event_type=event_type,
+            )
         conf["logger"] = RDKAFKA_LOG
         return conf
 

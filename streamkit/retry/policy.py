@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamkit.errors import PermanentError
+from streamkit.errors import ConfigError, PermanentError
 
 
 class Backoff(Protocol):
@@ -84,8 +84,12 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.max_attempts must be >= 1")
 
     def is_retryable(self, exc: BaseException) -> bool:
-        """False for bad input and for exception types declared non-retryable."""
-        return not isinstance(exc, (PermanentError, *self.non_retryable))
+        """False for bad input, configuration errors and types declared non-retryable.
+
+        A ConfigError (``ctx.publish`` of a type with no topic, say) can never succeed on
+        a later attempt: it goes to the DLQ at once, with the reason.
+        """
+        return not isinstance(exc, (PermanentError, ConfigError, *self.non_retryable))
 
     def next_delay(self, failed_attempts: int, requested: float | None = None) -> float:
         """The delay before the next attempt; a handler's ``Retry(delay=...)`` wins."""

@@ -165,3 +165,20 @@ def test_include_merges_and_detects_clashes() -> None:
     assert one.topics == ["a", "b"]
     with pytest.raises(ConfigError, match="two handlers"):
         one.include(two)
+
+
+def test_literal_publishes_without_a_topic_are_found_before_the_first_event() -> None:
+    from streamkit import Context
+    from streamkit.handlers.lint import unmapped_publishes
+
+    router = Router()
+
+    @router.handler("order.created")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        await ctx.publish("invoice.requested", data)  # mapped below
+        await ctx.publish("receipt.requested", data)  # not mapped: would fail every time
+        await ctx.publish("audit", data, topic="audit-log")  # explicit topic: fine
+
+    found = unmapped_publishes(router.handlers(), {"invoice.requested": "invoices"}, None)
+    assert [event_type for _, event_type in found] == ["receipt.requested"]
+    assert unmapped_publishes(router.handlers(), {}, "catch-all-topic") == []

@@ -67,3 +67,24 @@ def test_a_plain_sync_handler_is_retried_exactly_max_attempts_times() -> None:
     broker = asyncio.run(scenario())
     assert calls == [1, 1, 1]
     assert [d.header(env.H_ATTEMPT) for d in broker.dead_letters] == ["3"]
+
+
+def test_a_config_error_from_ctx_publish_goes_to_the_dlq_at_once() -> None:
+    router = Router(topics=["orders"], retry=RetryPolicy(max_attempts=3, backoff=FixedBackoff(0)))
+    attempts: list[int] = []
+
+    @router.handler("order.created")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        await ctx.publish("receipt.requested", data)  # no topic mapped: can never work
+
+    async def scenario() -> TestBroker:
+        async with TestBroker(router) as broker:
+            await broker.publish("order.created", {"id": 1})
+            return broker
+
+    broker = asyncio.run(scenario())
+    assert attempts == [1]
+    [dead] = broker.dead_letters
+    assert dead.header(env.H_ERROR_TYPE) == "ConfigError"
+    assert "no topic for event type 'receipt.requested'" in (dead.header(env.H_ERROR_MESSAGE) or "")
