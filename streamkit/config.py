@@ -122,6 +122,12 @@ class Settings(BaseSettings, SecuritySettings):
     error_details: Literal["safe", "full"] = "safe"
     # What happens to event types no handler claims; None: what the router says.
     on_unknown: Literal["dlq", "skip"] | None = None
+    # "exactly-once": outputs, retry/DLQ records and offsets in one Kafka transaction per
+    # commit interval (read_committed readers see each output once). See the README.
+    guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    # exactly-once: the producer's transactional.id; default streamkit-<group>-<random>.
+    # A stable id per process (e.g. the pod name) lets a restart abort what it left open.
+    transactional_id: str | None = None
 
     _split_topics = field_validator("topics", mode="before")(_split)
     _split_maps = field_validator("kafka", "publish_topics", mode="before")(_mapping)

@@ -66,6 +66,11 @@ class BrokerUnavailableError(StreamkitError):
     """No broker answered within the configured bound."""
 
 
+class TransactionFencedError(StreamkitError):
+    """Exactly-once mode: another process took over this transactional id (or the broker
+    fenced this producer). The worker stops: it must never produce outside a transaction."""
+
+
 class ProducerError(StreamkitError):
     """A publish failed; ``retriable`` tells whether sending again may succeed."""
 

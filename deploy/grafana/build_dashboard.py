@@ -177,7 +177,19 @@ ROWS: tuple[RowSpec, ...] = (
             _quantiles(PRODUCE_BUCKETS),
             unit="s",
             description="Send to broker acknowledgement (acks=all).",
-            width=16,
+            width=8,
+        ),
+        PanelSpec(
+            "Transactions/s (exactly-once)",
+            (Query(f"sum by (outcome) (rate(streamkit_transactions_total{{{G}}}[{RATE}]))",
+                   "{{outcome}}"),
+             Query("histogram_quantile(0.99, sum by (le) "
+                   f"(rate(streamkit_transaction_duration_seconds_bucket{{{G}}}[{RATE}])))",
+                   "p99 duration (s)")),
+            unit="ops",
+            description="Exactly-once mode: one transaction per commit interval; an abort "
+            "rewinds the partitions and does the batch again.",
+            width=8,
         ),
     )),
     RowSpec("Instances", (

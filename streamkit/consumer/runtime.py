@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any, cast
 
 import confluent_kafka
@@ -28,6 +29,7 @@ from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
 from streamkit.consumer.pollthread import DaemonExecutor, PollThread
 from streamkit.consumer.rebalance import RebalanceBridge
 from streamkit.consumer.state import Load, PartitionState, drain
+from streamkit.consumer.transactional import TransactionalCommits
 from streamkit.errors import ConfigError
 from streamkit.handlers.lint import unmapped_publishes
 from streamkit.handlers.registry import Router
@@ -107,7 +109,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         self.metrics.prime(self.group)
         self.producer = Producer(
-            self.settings.producer_settings(),
+            self._producer_conf(),
             topics=self.router.publish_topics | self.settings.publish_topics,
             default_topic=self.settings.default_publish_topic,
             on_delivery=self._on_delivery,
@@ -121,6 +123,20 @@ class Worker:
             self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()
+
+    @property
+    def exactly_once(self) -> bool:
+        """True in exactly-once mode (``--guarantee exactly-once``)."""
+        return self.settings.guarantee == "exactly-once"
+
+    def _producer_conf(self) -> dict[str, Any]:
+        conf = self.settings.producer_settings()
+        if self.exactly_once:
+            tid = self.settings.transactional_id or f"streamkit-{self.group}-{uuid.uuid4().hex[:8]}"
+            # A transaction left open by a crash blocks read_committed readers until it
+            # times out (a stable transactional_id aborts it at restart instead).
+            conf = {"transaction.timeout.ms": 30_000, **conf, "transactional.id": tid}
+        return conf
 
     def _build(self, producer: Producer) -> Pipeline:
         self.stats = BatchStats(self.metrics, self.group)
@@ -140,6 +156,15 @@ class Worker:
         )
 
     def _kafka_commits(self, tiers: dict[str, Tier], load: Load) -> CommitOwner:
+        if self.exactly_once:
+            return TransactionalCommits(
+                tiers,
+                load,
+                producer=self.producer.client,
+                timeout=max(self.settings.revoke_timeout, 10.0),
+                on_transaction=self._on_transaction,
+                group=self.group,
+            )
         commits = self.metrics.commits
         return KafkaCommits(
             tiers,
@@ -153,6 +178,8 @@ class Worker:
         self.consumer = confluent_kafka.Consumer(conf)
         # cast: the client's typed overloads split asynchronous=True/False; both are used.
         self.pipeline.commits.attach(cast(Committer, self.consumer), loop)
+        if isinstance(self.pipeline.commits, TransactionalCommits):
+            await self.poll.call(self.pipeline.commits.start)  # init_transactions blocks
         self.flow = FlowControl(
             self.consumer, self.settings.max_buffered, self.settings.max_pending_per_partition
         )
@@ -184,6 +211,12 @@ class Worker:
         conf = self.settings.consumer_settings(self.group)
         conf["on_commit"] = self.pipeline.commits.on_commit
         conf["error_cb"] = self._on_client_error
+        if self.exactly_once and "cooperative" in str(conf["partition.assignment.strategy"]):
+            raise ConfigError(
+                "exactly-once needs an eager assignment strategy (range, the default): a "
+                "transaction must end when partitions move, and cooperative rebalances "
+                "move some while others keep running"
+            )
         keep_order = any(spec.keep_key_order for spec in self.router.handlers())
         if keep_order and conf["partition.assignment.strategy"] != "range":
             log.warning(
@@ -290,11 +323,43 @@ class Worker:
             self.metrics.child(self.metrics.inflight, self.group).set(dispatcher.running)
             now = time.monotonic()
             if now >= next_commit:
-                self.pipeline.commits.commit_due()
-                next_commit = now + self.settings.commit_interval
+                await self._commit_point()
+                next_commit = time.monotonic() + self.settings.commit_interval
             if now >= next_lag:
                 self.lag.refresh()
                 next_lag = now + LAG_REFRESH
+
+    async def _commit_point(self) -> None:
+        """Commit what is done: batched async commits, or (exactly-once) a transaction.
+
+        A transaction may hold only outputs of done events, so in exactly-once mode the
+        worker stops taking records here and waits for in-flight work (bounded by
+        ``revoke_timeout``; what is left is aborted and done again).
+        """
+        commits = self.pipeline.commits
+        if not isinstance(commits, TransactionalCommits):
+            commits.commit_due()
+            return
+        states = list(self.states.values())
+        await drain(states, self.settings.revoke_timeout)
+        await self.poll.call(commits.commit_sync, commits.positions(states))
+        if commits.fatal is not None:
+            raise commits.fatal
+        if commits.rewind_needed:
+            await self._rewind(commits)
+
+    async def _rewind(self, commits: TransactionalCommits) -> None:
+        """After an abort: fresh states, every partition read again from its commit."""
+        keys = list(self.states)
+        for state in commits.detach(keys):
+            self._detached(state)
+        commits.assign(keys)
+        await self.poll.call(commits.seek_committed, keys)
+
+    def _on_transaction(self, outcome: str, seconds: float) -> None:
+        m = self.metrics
+        m.child(m.transactions, self.group, outcome).inc()
+        m.child(m.transaction_duration, self.group).observe(seconds)
 
     def _poll_timeout(self) -> float:
         timeout = self.settings.poll_timeout

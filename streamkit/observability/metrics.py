@@ -74,6 +74,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "streamkit_produce_latency_seconds",
         "streamkit_publish_failures_total",
         "streamkit_dead_letter_values_dropped_total",
+        "streamkit_transactions_total",
+        "streamkit_transaction_duration_seconds",
     }
 )
 
@@ -206,6 +208,20 @@ class Metrics:
             registry=reg,
         )
 
+        self.transactions = Counter(
+            "streamkit_transactions",
+            "Exactly-once mode: transactions ended, by outcome (committed, aborted).",
+            ("group", "outcome"),
+            registry=reg,
+        )
+        self.transaction_duration = Histogram(
+            "streamkit_transaction_duration_seconds",
+            "Exactly-once mode: from begin_transaction to its commit or abort, in seconds.",
+            ("group",),
+            buckets=PRODUCE_LATENCY_BUCKETS,
+            registry=reg,
+        )
+
     def prime(self, group: str) -> None:
         """Create the zero-valued series of every bounded label set for ``group``.
 
@@ -221,6 +237,9 @@ class Metrics:
         for produce_outcome in _PRODUCE_OUTCOMES:
             self.produced.labels(produce_outcome)
         self.values_dropped.labels(group)
+        for txn_outcome in ("committed", "aborted"):
+            self.transactions.labels(group, txn_outcome)
+        self.transaction_duration.labels(group)
         self.inflight.labels(group).set(0)
         self.assigned_partitions.labels(group).set(0)
         self.ready.labels(group).set(0)

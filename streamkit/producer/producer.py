@@ -179,6 +179,11 @@ class Producer:
         left = max(deadline - time.monotonic(), 0.0)
         return int(self._producer.flush(left)) + len(self._overflow)
 
+    @property
+    def client(self) -> confluent_kafka.Producer:
+        """The underlying confluent-kafka producer (transactions drive it directly)."""
+        return self._producer
+
     def close(self, timeout: float = 10.0) -> int:
         """Flush with a bound, then stop. Records still unsent fail their futures."""
         if self._closing:

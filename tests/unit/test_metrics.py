@@ -33,6 +33,8 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
     "streamkit_produce_latency_seconds": (),
     "streamkit_publish_failures_total": ("group", "target"),
     "streamkit_dead_letter_values_dropped_total": ("group",),
+    "streamkit_transactions_total": ("group", "outcome"),
+    "streamkit_transaction_duration_seconds": ("group",),
 }
 
 

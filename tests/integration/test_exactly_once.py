@@ -1,0 +1,141 @@
+"""Exactly-once mode on the real broker: SIGKILLs and a zombie, checked output by output."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from tests.integration.helpers import (
+    Service,
+    committed,
+    end_offsets,
+    ensure_failure_topics,
+    produce_events,
+    wait_until,
+)
+from tests.integration.services.relay import router
+
+pytestmark = pytest.mark.kafka
+MODULE = "tests.integration.services.relay"
+EVENTS = 20_000
+
+
+def outputs(bootstrap: str, topic: str, partitions: int) -> Counter[int]:
+    """Every committed output (read_committed), counted by input number."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
+    consumer.assign(tps)
+    seen: Counter[int] = Counter()
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(at_end) < partitions and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.5):
+                if m.error() is not None:
+                    at_end.add(m.partition())  # _PARTITION_EOF: up to the stable offset
+                    continue
+                seen[orjson.loads(m.value())["data"]["n"]] += 1
+    finally:
+        consumer.close()
+    assert len(at_end) == partitions, "output topic not read to its end"
+    return seen
+
+
+def _service(c: dict[str, Any], tmp_path: Path, **env: str) -> Service:
+    return Service(MODULE, bootstrap=c["bootstrap"], group=c["group"], topics=[c["source"]],
+                   out=tmp_path / "handled.txt",
+                   env={"STREAMKIT_TEST_OUTPUT_TOPIC": c["out"], "STREAMKIT_COMMIT_INTERVAL": "0.2",
+                        # a killed member's partitions move after 6 s, not librdkafka's 45 s
+                        "STREAMKIT_KAFKA": '{"session.timeout.ms": "6000"}', **env})  # fmt: skip
+
+
+def _handled(tmp_path: Path) -> int:
+    path = tmp_path / "handled.txt"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def _setup(kafka_bootstrap: str, make_topic: Any, unique: str, events: int) -> dict[str, Any]:
+    c = {"bootstrap": kafka_bootstrap, "group": f"eos-{unique}",
+         "source": make_topic("eos-in", partitions=3),
+         "out": make_topic("eos-out", partitions=3)}  # fmt: skip
+    ensure_failure_topics(kafka_bootstrap, router, c["source"], c["group"])
+    produce_events(
+        kafka_bootstrap,
+        c["source"],
+        [("order.created", {"n": n}, f"k{n % 100}") for n in range(events)],
+    )
+    return c
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+def test_each_input_has_one_output_through_five_sigkills(
+    guarantee: str, kafka_bootstrap: str, make_topic: Any, unique: str, tmp_path: Path
+) -> None:
+    # Contract: exactly-once -- a read_committed reader sees each input's output exactly
+    # once, through 5 SIGKILLs at random points (mid-transaction). at-least-once, the same
+    # run: nothing lost, but duplicates (which proves the check can fail).
+    c = _setup(kafka_bootstrap, make_topic, unique, EVENTS)
+    env = {"STREAMKIT_GUARANTEE": guarantee, "STREAMKIT_TRANSACTIONAL_ID": f"relay-{unique}"}
+    for threshold in sorted(random.Random(unique).sample(range(1_000, EVENTS - 2_000), 5)):
+        service = _service(c, tmp_path, **env)
+        wait_until(lambda t=threshold: _handled(tmp_path) >= t, 120, f"{threshold} handled")
+        service.signal(signal.SIGKILL)
+        service.wait(30)
+    final = _service(c, tmp_path, **env)
+    ends = end_offsets(kafka_bootstrap, c["source"], 3)
+    wait_until(
+        lambda: committed(kafka_bootstrap, c["group"], c["source"], 3) == ends, 180, "all committed"
+    )
+    assert final.stop() == 0
+    seen = outputs(kafka_bootstrap, c["out"], 3)
+    lost = [n for n in range(EVENTS) if seen[n] == 0]
+    doubled = sum(v - 1 for v in seen.values() if v > 1)
+    print(f"\nverifier [{guarantee}]: {EVENTS} in, 5 kills, lost={len(lost)}, duplicates={doubled}")
+    assert lost == []
+    if guarantee == "exactly-once":
+        assert doubled == 0
+    else:
+        assert doubled > 0  # the same kills double outputs without transactions
+
+
+@pytest.mark.timeout(240)
+def test_a_zombie_is_fenced_and_exits_with_one_line(
+    kafka_bootstrap: str, make_topic: Any, unique: str, tmp_path: Path
+) -> None:
+    # Contract: a second process with the same transactional.id fences the first, which
+    # exits non-zero with one clear line; no output is doubled, none lost.
+    events = 3_000
+    c = _setup(kafka_bootstrap, make_topic, unique, events)
+    env = {"STREAMKIT_GUARANTEE": "exactly-once", "STREAMKIT_TRANSACTIONAL_ID": f"zombie-{unique}",
+           "STREAMKIT_TEST_SLOW_MS": "2"}  # fmt: skip
+    first = _service(c, tmp_path, **env)
+    wait_until(lambda: _handled(tmp_path) >= 300, 60, "the first process to be busy")
+    second = _service(c, tmp_path, **env)
+    assert first.wait(60) != 0
+    fenced = [line for line in first.log.read_text().splitlines() if "fenced" in line]
+    assert fenced and any(line.startswith("streamkit: ") for line in fenced), fenced
+    ends = end_offsets(kafka_bootstrap, c["source"], 3)
+    wait_until(
+        lambda: committed(kafka_bootstrap, c["group"], c["source"], 3) == ends, 120, "all committed"
+    )
+    assert second.stop() == 0
+    seen = outputs(kafka_bootstrap, c["out"], 3)
+    assert sorted(seen) == list(range(events))
+    assert max(seen.values()) == 1
