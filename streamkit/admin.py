@@ -13,15 +13,23 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 
 from streamkit.errors import BrokerUnavailableError, ConfigError, MissingTopicsError
 from streamkit.producer.producer import RDKAFKA_LOG
+from streamkit.reachability import check_reachable
 
 
-def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:
-    """An admin client and the cluster's metadata; raises if no broker answers in time."""
+def connect(
+    settings: dict[str, Any], timeout: float, *, wait: float = 0.0
+) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client and the cluster's metadata; raises if no broker answers in time.
+
+    Fails within seconds when every bootstrap server refuses or does not resolve, unless
+    ``wait`` gives a broker that is starting that many seconds to accept connections.
+    """
     try:
         conf: dict[str, Any] = {"logger": RDKAFKA_LOG, **settings}  # no raw lines on stderr
         admin = AdminClient(conf)
     except KafkaException as exc:
         raise ConfigError(f"invalid client settings: {exc.args[0].str()}") from None
+    check_reachable(str(settings.get("bootstrap.servers", "")), wait)
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:

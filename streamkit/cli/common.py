@@ -60,6 +60,15 @@ def settings_overrides(bootstrap_servers: str | None, kafka: tuple[str, ...]) ->
     return overrides
 
 
+def announce_connect(bootstrap_servers: str) -> None:
+    """``connecting to ...`` on stderr at once, for a person waiting at a terminal.
+
+    Not for pipes and scripts: their stderr stays one error line or nothing.
+    """
+    if sys.stderr.isatty():
+        click.echo(f"streamkit: connecting to {bootstrap_servers} ...", err=True)
+
+
 def fail(message: str, code: int) -> None:
     """Print one clear line and exit with ``code``."""
     click.echo(f"streamkit: error: {message}", err=True)

@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 import click
 from rich.json import JSON
 
-from streamkit.cli.common import friendly_errors, kafka_options, settings_overrides
+from streamkit.cli.common import (
+    announce_connect,
+    friendly_errors,
+    kafka_options,
+    settings_overrides,
+)
 from streamkit.config import Settings
 from streamkit.ops import dlq as ops_dlq
 from streamkit.ops.cluster import Cluster
@@ -77,7 +82,9 @@ def pop_filter(opts: dict[str, Any]) -> tuple[RecordFilter, tuple[int, ...], int
 
 def connect(bootstrap_servers: str | None, kafka: tuple[str, ...]) -> Cluster:
     """Settings from flags and environment, and a connection (fails fast without a broker)."""
-    return Cluster.connect(Settings(**settings_overrides(bootstrap_servers, kafka)))
+    settings = Settings(**settings_overrides(bootstrap_servers, kafka))
+    announce_connect(str(settings.client_settings()["bootstrap.servers"]))
+    return Cluster.connect(settings)
 
 
 @click.group()

@@ -18,6 +18,7 @@ from streamkit.loader import load_router
 from streamkit.observability.http import HealthState, serve_http
 from streamkit.observability.logging import configure_logging
 from streamkit.observability.metrics import Metrics
+from streamkit.reachability import broker_wait
 
 log = structlog.get_logger("streamkit.cli")
 
@@ -91,10 +92,17 @@ def run(
 def _preflight(worker: Worker) -> None:
     """Fail fast, with one line, when the broker or a needed topic is missing."""
     s = worker.settings
-    _, metadata = connect(s.client_settings(), s.connect_timeout)
+    _, metadata = _connect(s)
     if s.check_topics:
         check_topics(metadata, worker.required_topics())
         check_partitions(metadata, worker.derived_topics())
+
+
+def _connect(s: Settings) -> tuple[Any, Any]:
+    """Say where at once, then fail within seconds when no bootstrap server accepts
+    connections (unless STREAMKIT_CONNECT_TIMEOUT asks to wait for one)."""
+    log.info("connecting", bootstrap_servers=s.client_settings()["bootstrap.servers"])
+    return connect(s.client_settings(), s.connect_timeout, wait=broker_wait(s))
 
 
 async def _serve(worker: Worker) -> None:

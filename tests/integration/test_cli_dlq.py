@@ -207,4 +207,4 @@ def test_unknown_topic_and_no_broker_give_one_line(
         *head, "some-dlq", *tail, "-b", nobody, env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"}
     )
     assert down.exit_code == 3
-    assert f"no Kafka broker answered at {nobody}" in one_error_line(down)
+    assert f"no Kafka broker at {nobody} within 1s (connection refused)" in one_error_line(down)

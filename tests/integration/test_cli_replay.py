@@ -324,4 +324,4 @@ def test_bad_input_gives_one_clear_line(
     nobody = f"127.0.0.1:{free_port()}"
     down = run_cli("replay", topic, "-b", nobody, env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"})
     assert down.exit_code == 3
-    assert "no Kafka broker answered" in one_error_line(down)
+    assert "no Kafka broker at 127.0.0.1:" in one_error_line(down)
