@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from rich.json import JSON
+import orjson
+from rich.text import Text
 
 from streamkit.cli.common import (
     announce_connect,
@@ -23,11 +24,12 @@ from streamkit.ops import dlq as ops_dlq
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.filters import RecordFilter
 from streamkit.ops.records import DeadLetter
-from streamkit.ops.render import console, print_json, shorten, table
+from streamkit.ops.render import console, plain, print_json, printable, shorten, table
 from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 LIST_LIMIT = 100  # rows `dlq list` shows unless --limit says otherwise
+SHOW_CAP = 4000  # characters of one key or header `dlq show` prints (payload: all of it)
 
 
 class TimeParam(click.ParamType[str, Any]):
@@ -173,21 +175,23 @@ def show(
 
 def _print_details(d: dict[str, Any]) -> None:
     out = console()
-    out.print(f"[bold]{d['topic']}/{d['partition']}/{d['offset']}[/bold]  {d['timestamp']}")
-    out.print(f"key: {d['key'] if d['key'] is not None else '(none)'}")
+    where = f"{d['topic']}/{d['partition']}/{d['offset']}"
+    out.print(Text.assemble((printable(where), "bold"), f"  {d['timestamp']}"))
+    out.print(Text("key: ").append(plain("(none)" if d["key"] is None else d["key"], SHOW_CAP)))
     headers = [
         [name, "(see traceback below)" if name.endswith("-traceback") else value]
         for name, value in d["headers"]
     ]
-    out.print(table("headers", ["name", "value"], headers))
+    out.print(table("headers", ["name", "value"], headers, cap=SHOW_CAP))
     if d["traceback"]:
         out.rule("traceback")
-        out.print(d["traceback"], markup=False, highlight=False)
+        out.print(plain(d["traceback"], None, lines=True))
     out.rule("payload")
     if d["payload_is_json"]:
-        out.print(JSON.from_data(d["payload"], indent=2))
+        shown = orjson.dumps(d["payload"], option=orjson.OPT_INDENT_2).decode()
+        out.print(plain(shown, None, lines=True))
     else:
-        out.print(d["payload"] if d["payload"] is not None else "(null)", markup=False)
+        out.print(plain(d["payload"] if d["payload"] is not None else "(null)", None, lines=True))
 
 
 @dlq.command("stats")
