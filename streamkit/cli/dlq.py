@@ -21,9 +21,9 @@ from streamkit.cli.common import (
 )
 from streamkit.config import Settings
 from streamkit.ops import dlq as ops_dlq
+from streamkit.ops import ledger
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.filters import RecordFilter
-from streamkit.ops.records import DeadLetter
 from streamkit.ops.render import console, plain, print_json, printable, shorten, table
 from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
 
@@ -119,22 +119,30 @@ def list_(
                 "topic": dlq_topic,
                 "matched": listing.matched,
                 "scanned": listing.scanned,
-                "records": [r.summary() for r in listing.records],
+                "records": [
+                    _with_replay(r.summary(), listing.replay_of(r)) for r in listing.records
+                ],
             }
         )
         return
     out = console()
-    out.print(_records_table(dlq_topic, listing.records))
+    out.print(_records_table(dlq_topic, listing))
     shown = len(listing.records)
     more = f" (showing {shown}; use --limit)" if shown < listing.matched else ""
     out.print(f"{listing.matched} of {listing.scanned} records matched{more}")
 
 
-def _records_table(topic: str, records: list[DeadLetter]) -> Any:
-    columns = ["time", "partition/offset", "key", "event type", "error type", "message", "attempts"]
+def _with_replay(fields: dict[str, Any], entry: ledger.Entry | None) -> dict[str, Any]:
+    return {**fields, "replayed": None if entry is None else entry.as_dict()}
+
+
+def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
+    columns = ["time", "partition/offset", "key", "event type", "error type", "message",
+               "attempts", "replayed"]  # fmt: skip
     rows = []
-    for record in records:
+    for record in listing.records:
         s = record.summary()
+        entry = listing.replay_of(record)
         rows.append(
             [
                 s["timestamp"],
@@ -144,9 +152,10 @@ def _records_table(topic: str, records: list[DeadLetter]) -> Any:
                 s["error_type"],
                 shorten(s["error_message"], 60),
                 s["attempt"],
+                "-" if entry is None else entry.as_dict()["at"],
             ]
         )
-    return table(topic, columns, rows, numeric=1)
+    return table(topic, columns, rows, numeric=2)
 
 
 @dlq.command()
@@ -166,7 +175,10 @@ def show(
 ) -> None:
     """Show one record in full: every header, the traceback, the payload."""
     cluster = connect(bootstrap_servers, kafka)
-    details = ops_dlq.get_record(cluster, dlq_topic, partition, offset).details()
+    details = _with_replay(
+        ops_dlq.get_record(cluster, dlq_topic, partition, offset).details(),
+        ops_dlq.replay_of(cluster, dlq_topic, partition, offset),
+    )
     if as_json:
         print_json(details)
         return
@@ -178,6 +190,12 @@ def _print_details(d: dict[str, Any]) -> None:
     where = f"{d['topic']}/{d['partition']}/{d['offset']}"
     out.print(Text.assemble((printable(where), "bold"), f"  {d['timestamp']}"))
     out.print(Text("key: ").append(plain("(none)" if d["key"] is None else d["key"], SHOW_CAP)))
+    replay = d["replayed"]
+    out.print(
+        "replayed: no"
+        if replay is None
+        else Text("replayed: ").append(plain(f"{replay['at']} to {replay['to']}", SHOW_CAP))
+    )
     headers = [
         [name, "(see traceback below)" if name.endswith("-traceback") else value]
         for name, value in d["headers"]
@@ -227,7 +245,7 @@ def stats_(
         if oldest is None
         else f"; oldest {iso(oldest)} ({human_age(result['oldest_age_s'])} ago)"
     )
-    out.print(f"{result['total']} records{age}")
+    out.print(f"{result['total']} records ({result['replayed']} replayed){age}")
 
 
 @dlq.command()

@@ -52,6 +52,11 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 )
 @filter_options
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Also replay records replayed before (by any earlier replay), from the oldest on.",
+)
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
 @click.option(
     "--replay-group",
@@ -72,6 +77,7 @@ def replay(
     dlq_topic: str,
     to_topic: str | None,
     dry_run: bool,
+    again: bool,
     rate: float | None,
     replay_group: str | None,
     retry_template: str,
@@ -88,6 +94,9 @@ def replay(
     and original headers are kept byte for byte. Progress is committed per batch, after
     the broker acknowledged every record of it: Ctrl-C stops cleanly, and running the
     same command again resumes where it stopped.
+
+    Every replayed record is noted in the DLQ's ledger topic, DLQ_TOPIC.replayed: a later
+    replay skips it, whatever its filters, unless --again. `dlq list` shows the notes.
     """
     flt, partitions, limit = pop_filter(opts)
     if to_topic and not dry_run and not yes and sys.stdin.isatty():
@@ -107,6 +116,7 @@ def replay(
         group=replay_group,
         names=TopicNames(retry_template=retry_template),
         dry_run=dry_run,
+        again=again,
     )
     report = _run(cluster, options, show_progress=not as_json and sys.stderr.isatty())
     _print(report, as_json)
@@ -146,6 +156,8 @@ def _print(report: ReplayReport, as_json: bool) -> None:
         out.print(table(f"sample (first {len(sample)})", columns, rows))
     verb = "would replay" if report.dry_run else "replayed"
     counts = [[verb, report.replayed], ["skipped by filter", report.skipped]]
+    if report.already:
+        counts.append(["replayed before (--again)", report.already])
     if not report.dry_run:
         counts.append(["failed", report.failed])
     counts += [[f"  to {topic}", n] for topic, n in sorted(report.targets.items())]

@@ -148,7 +148,7 @@ def test_stats_count_by_type_and_give_the_oldest_age(
     assert 90 * 60 - 60 < recent["oldest_age_s"] < 90 * 60 + 60
     table = run_cli("dlq", "stats", topic, "-b", kafka_bootstrap)
     assert "by error type" in table.stdout
-    assert "12 records; oldest" in table.stdout
+    assert "12 records (0 replayed); oldest" in table.stdout
 
 
 def test_purge_before_a_time_deletes_exactly_the_older_records(
