@@ -34,7 +34,7 @@ def kafka_options(fn: F) -> F:
         "--bootstrap-servers",
         "-b",
         envvar="STREAMKIT_BOOTSTRAP_SERVERS",
-        help="Kafka bootstrap servers [env STREAMKIT_BOOTSTRAP_SERVERS; default localhost:9092].",
+        help="Kafka bootstrap servers [env: STREAMKIT_BOOTSTRAP_SERVERS; default: localhost:9092]",
     )(fn)
     return fn
 

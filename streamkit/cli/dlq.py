@@ -160,8 +160,20 @@ def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
 
 @dlq.command()
 @click.argument("dlq_topic")
-@click.option("--partition", "-p", type=click.IntRange(min=0), required=True)
-@click.option("--offset", "-o", type=click.IntRange(min=0), required=True)
+@click.option(
+    "--partition",
+    "-p",
+    type=click.IntRange(min=0),
+    required=True,
+    help="The record's partition in DLQ_TOPIC (as `dlq list` shows it).",
+)
+@click.option(
+    "--offset",
+    "-o",
+    type=click.IntRange(min=0),
+    required=True,
+    help="The record's offset in that partition.",
+)
 @json_option
 @kafka_options
 @friendly_errors

@@ -14,7 +14,11 @@ from streamkit.ops.render import console, print_json, table
 
 @click.command()
 @click.option(
-    "--group", "-g", required=True, envvar="STREAMKIT_GROUP_ID", help="Consumer group id."
+    "--group",
+    "-g",
+    required=True,
+    envvar="STREAMKIT_GROUP_ID",
+    help="Consumer group id [env: STREAMKIT_GROUP_ID].",
 )
 @click.option(
     "--topic",
