@@ -90,7 +90,8 @@ def _pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
     "-t",
     "source_topics",
     multiple=True,
-    help="Source topic (repeatable) [env: STREAMKIT_TOPICS, comma-separated; default: the router's topics]",
+    help="Source topic (repeatable) "
+    "[env: STREAMKIT_TOPICS, comma-separated; default: the router's topics]",
 )
 @click.option("--group", "-g", help="Consumer group id [env: STREAMKIT_GROUP_ID].")
 @click.option(
