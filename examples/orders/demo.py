@@ -41,6 +41,20 @@ def count(bootstrap: str, topic: str, expected: int, timeout: float) -> int:
     return seen
 
 
+def next_steps(bootstrap: str, dlq: str) -> list[str]:
+    """What to type after the demo, each line as it can be pasted into a shell."""
+    sk = ".venv/bin/streamkit"
+    return [
+        f"demo: the local broker is still running at {bootstrap}. Type next:",
+        f"  {sk} dlq list {dlq} -b {bootstrap}     # the dead-lettered orders",
+        f"  {sk} dlq stats {dlq} -b {bootstrap}    # counted by error type",
+        f"  {sk} replay {dlq} --dry-run -b {bootstrap}",
+        '  eval "$(scripts/kafka-local env)"   # then streamkit finds this broker without -b',
+        "  source .venv/bin/activate           # then `streamkit` alone works too",
+        "  scripts/kafka-local stop            # stop the broker (or: make broker-stop)",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap-servers", "-b", default="localhost:9092")
@@ -73,7 +87,7 @@ def main() -> int:
         f"\ndemo: 1000 orders in, {invoices} invoices out, {dead} orders dead-lettered "
         f"after 3 attempts; service exit code {code}"
     )
-    print(f"demo: inspect them with `streamkit dlq list {dlq} -b {bootstrap}`")
+    print("\n".join(next_steps(bootstrap, dlq)))
     return 0 if invoices >= 995 and dead >= 5 and code == 0 else 1
 
 
