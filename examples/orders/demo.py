@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from examples.orders.produce import produce
 
@@ -61,14 +60,14 @@ def main() -> int:
     bootstrap = parser.parse_args().bootstrap_servers
     run_id = time.strftime("%H%M%S")
     orders, invoices_topic = f"orders-{run_id}", f"invoices-{run_id}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for topic in (orders, invoices_topic):
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
     base = [STREAMKIT]
     module = "examples.orders.handlers"
     common = ["-b", bootstrap, "-g", GROUP, "-t", orders]
-    subprocess.run([*base, "topics", "ensure", module, *common], check=True, cwd=ROOT)
+    # The source topic, its retry tiers and DLQ; then the topic invoices are published to.
+    ensure = [*base, "topics", "ensure", module, *common, "--partitions", "3"]
+    subprocess.run(ensure, check=True, cwd=ROOT)
+    create = [*base, "topics", "create", invoices_topic, "-p", "3", "--if-not-exists"]
+    subprocess.run([*create, "-b", bootstrap], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     env = {
         **os.environ,
         "STREAMKIT_METRICS_PORT": "0",
