@@ -99,9 +99,11 @@ def check_reachable(
         return  # nothing to probe; the client reports an empty bootstrap itself
     deadline = clock() + wait
     while True:
-        results = [probe(*server) for server in servers]
-        if any(r.ok for r in results):
-            return
+        results = []
+        for server in servers:  # in order, and no further than the first that answers
+            results.append(probe(*server))
+            if results[-1].ok:
+                return
         if clock() >= deadline:
             break
         sleep(RETRY_EVERY)
