@@ -54,17 +54,30 @@ def list_records(
     partitions: tuple[int, ...] = (),
     limit: int | None = None,
 ) -> Listing:
-    """The first ``limit`` records that match ``flt`` (oldest offsets first per partition)."""
+    """The ``limit`` oldest records that match ``flt``, oldest first.
+
+    Partitions arrive in no set order, so the oldest are chosen across all of them, in
+    memory bounded by twice ``limit``.
+    """
     listing = Listing(replayed=ledger.read(cluster, topic))
+    kept = listing.records
     for record in records(cluster, topic, partitions):
         listing.scanned += 1
         if not flt.matches(record):
             continue
         listing.matched += 1
-        if limit is None or len(listing.records) < limit:
-            listing.records.append(record)
-    listing.records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+        kept.append(record)
+        if limit is not None and len(kept) >= 2 * limit:
+            kept.sort(key=_age)
+            del kept[limit:]
+    kept.sort(key=_age)
+    if limit is not None:
+        del kept[limit:]
     return listing
+
+
+def _age(record: DeadLetter) -> tuple[int, int, int]:
+    return (record.timestamp_ms, record.partition, record.offset)
 
 
 def replay_of(cluster: Cluster, topic: str, partition: int, offset: int) -> ledger.Entry | None:
