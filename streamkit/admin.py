@@ -22,6 +22,7 @@ from streamkit.errors import (
     MissingTopicsError,
 )
 from streamkit.preflight import denied
+from streamkit.reachability import check_reachable
 
 # Errors no wait can cure: a wrong password or certificate is reported at once, in one
 # line, instead of as "no broker answered" after the whole connect timeout.
@@ -33,11 +34,15 @@ CREATE_DENIED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHO
 CONNECT_STEP = 0.5  # seconds per metadata attempt; a refusal is noticed this quickly
 
 
-def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, ClusterMetadata]:
+def connect(
+    settings: dict[str, Any], timeout: float, *, wait: float = 0.0
+) -> tuple[AdminClient, ClusterMetadata]:
     """An admin client and the cluster's metadata.
 
     Raises :class:`AccessDeniedError` when the cluster refuses our credentials or its
-    certificate does not verify, :class:`BrokerUnavailableError` if no broker answers in time.
+    certificate does not verify, :class:`BrokerUnavailableError` if no broker answers in time
+    -- within seconds when every bootstrap server refuses or does not resolve, unless
+    ``wait`` gives a broker that is starting that many seconds to accept connections.
     """
     errors: list[KafkaError] = []
     try:
@@ -54,6 +59,7 @@ def connect(settings: dict[str, Any], timeout: float) -> tuple[AdminClient, Clus
     except KafkaException as exc:
         message = redact(settings, exc.args[0].str())
         raise ConfigError(f"invalid client settings: {message}") from None
+    check_reachable(str(settings.get("bootstrap.servers", "")), wait)
     deadline = time.monotonic() + timeout
     while True:
         step = max(0.05, min(CONNECT_STEP, deadline - time.monotonic()))

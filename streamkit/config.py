@@ -114,6 +114,8 @@ class Settings(BaseSettings, SecuritySettings):
     check_access: bool = True  # preflight of ACLs (streamkit.preflight)
 
     metrics_port: int = Field(9400, ge=0, le=65535)
+    # All interfaces: Kubernetes probes and Prometheus scrapes come from outside the pod.
+    metrics_host: str = "0.0.0.0"
     stall_after: float = Field(60.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"

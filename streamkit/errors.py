@@ -49,12 +49,13 @@ class ConfigError(StreamkitError):
 class MissingTopicsError(ConfigError):
     """Topics the service needs (sources, retry tiers, DLQ) do not exist on the cluster."""
 
-    def __init__(self, missing: list[str]) -> None:
-        super().__init__(
-            "missing topics: "
-            + ", ".join(sorted(missing))
-            + " (create them with `streamkit topics ensure MODULE`)"
-        )
+    DEFAULT_HINT = (
+        "create a source topic with `streamkit topics create NAME --partitions N`, "
+        "retry tiers and DLQ with `streamkit topics ensure MODULE --group G`"
+    )
+
+    def __init__(self, missing: list[str], hint: str = DEFAULT_HINT) -> None:
+        super().__init__("missing topics: " + ", ".join(sorted(missing)) + f" ({hint})")
         self.missing = sorted(missing)
 
 

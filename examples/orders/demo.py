@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from examples.orders.produce import produce
 
@@ -41,20 +40,34 @@ def count(bootstrap: str, topic: str, expected: int, timeout: float) -> int:
     return seen
 
 
+def next_steps(bootstrap: str, dlq: str) -> list[str]:
+    """What to type after the demo, each line as it can be pasted into a shell."""
+    sk = ".venv/bin/streamkit"
+    return [
+        f"demo: the local broker is still running at {bootstrap}. Type next:",
+        f"  {sk} dlq list {dlq} -b {bootstrap}     # the dead-lettered orders",
+        f"  {sk} dlq stats {dlq} -b {bootstrap}    # counted by error type",
+        f"  {sk} replay {dlq} --dry-run -b {bootstrap}",
+        '  eval "$(scripts/kafka-local env)"   # then streamkit finds this broker without -b',
+        "  source .venv/bin/activate           # then `streamkit` alone works too",
+        "  scripts/kafka-local stop            # stop the broker (or: make broker-stop)",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap-servers", "-b", default="localhost:9092")
     bootstrap = parser.parse_args().bootstrap_servers
     run_id = time.strftime("%H%M%S")
     orders, invoices_topic = f"orders-{run_id}", f"invoices-{run_id}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for topic in (orders, invoices_topic):
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
     base = [STREAMKIT]
     module = "examples.orders.handlers"
     common = ["-b", bootstrap, "-g", GROUP, "-t", orders]
-    subprocess.run([*base, "topics", "ensure", module, *common], check=True, cwd=ROOT)
+    # The source topic, its retry tiers and DLQ; then the topic invoices are published to.
+    ensure = [*base, "topics", "ensure", module, *common, "--partitions", "3"]
+    subprocess.run(ensure, check=True, cwd=ROOT)
+    create = [*base, "topics", "create", invoices_topic, "-p", "3", "--if-not-exists"]
+    subprocess.run([*create, "-b", bootstrap], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     env = {
         **os.environ,
         "STREAMKIT_METRICS_PORT": "0",
@@ -73,7 +86,7 @@ def main() -> int:
         f"\ndemo: 1000 orders in, {invoices} invoices out, {dead} orders dead-lettered "
         f"after 3 attempts; service exit code {code}"
     )
-    print(f"demo: inspect them with `streamkit dlq list {dlq} -b {bootstrap}`")
+    print("\n".join(next_steps(bootstrap, dlq)))
     return 0 if invoices >= 995 and dead >= 5 and code == 0 else 1
 
 

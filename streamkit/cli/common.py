@@ -34,7 +34,7 @@ def kafka_options(fn: F) -> F:
         "--bootstrap-servers",
         "-b",
         envvar="STREAMKIT_BOOTSTRAP_SERVERS",
-        help="Kafka bootstrap servers [env STREAMKIT_BOOTSTRAP_SERVERS; default localhost:9092].",
+        help="Kafka bootstrap servers [env: STREAMKIT_BOOTSTRAP_SERVERS; default: localhost:9092]",
     )(fn)
     return fn
 
@@ -59,6 +59,15 @@ def settings_overrides(bootstrap_servers: str | None, kafka: tuple[str, ...]) ->
     if kafka:
         overrides["kafka"] = parse_pairs(kafka)
     return overrides
+
+
+def announce_connect(bootstrap_servers: str) -> None:
+    """``connecting to ...`` on stderr at once, for a person waiting at a terminal.
+
+    Not for pipes and scripts: their stderr stays one error line or nothing.
+    """
+    if sys.stderr.isatty():
+        click.echo(f"streamkit: connecting to {bootstrap_servers} ...", err=True)
 
 
 def fail(message: str, code: int) -> None:

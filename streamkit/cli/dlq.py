@@ -10,74 +10,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from rich.json import JSON
+import orjson
+from rich.text import Text
 
-from streamkit.cli.common import friendly_errors, kafka_options, settings_overrides
-from streamkit.config import Settings
+from streamkit.cli.common import (
+    friendly_errors,
+    kafka_options,
+)
+from streamkit.cli.options import TIME, connect, filter_options, json_option, pop_filter
 from streamkit.ops import dlq as ops_dlq
-from streamkit.ops.cluster import Cluster
-from streamkit.ops.filters import RecordFilter
-from streamkit.ops.records import DeadLetter
-from streamkit.ops.render import console, print_json, shorten, table
+from streamkit.ops import ledger
+from streamkit.ops.render import console, plain, print_json, printable, shorten, table
 from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 LIST_LIMIT = 100  # rows `dlq list` shows unless --limit says otherwise
-
-
-class TimeParam(click.ParamType[str, Any]):
-    """An ISO timestamp or a duration ago; kept as typed (a replay group is keyed on it)."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        """Validate now, resolve later."""
-        try:
-            parse_time(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        return str(value)
-
-
-TIME = TimeParam()
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not tables.")
-
-
-def filter_options(fn: F) -> F:
-    """``--event-type --error-type --key --since --until --partition --limit``."""
-    options = [
-        click.option("--limit", type=click.IntRange(min=1), help="At most this many records."),
-        click.option("--partition", "-p", "partitions", type=int, multiple=True,
-                     help="Only this partition of the DLQ (repeatable)."),
-        click.option("--until", type=TIME, help="Records dead-lettered before TIME."),
-        click.option("--since", type=TIME,
-                     help="Records dead-lettered at or after TIME (ISO, or ago: 30m, 2h, 7d)."),
-        click.option("--key", "keys", multiple=True, help="Only this record key (repeatable)."),
-        click.option("--error-type", "error_types", multiple=True,
-                     help="Only this exception class, e.g. TimeoutError (repeatable)."),
-        click.option("--event-type", "event_types", multiple=True,
-                     help="Only this event type (repeatable)."),
-    ]  # fmt: skip
-    for option in options:
-        fn = option(fn)
-    return fn
-
-
-def pop_filter(opts: dict[str, Any]) -> tuple[RecordFilter, tuple[int, ...], int | None]:
-    """Take the filter options out of ``opts``: (filter, partitions, limit)."""
-    flt = RecordFilter.build(
-        event_types=opts.pop("event_types"),
-        error_types=opts.pop("error_types"),
-        keys=opts.pop("keys"),
-        since=opts.pop("since"),
-        until=opts.pop("until"),
-    )
-    return flt, tuple(opts.pop("partitions")), opts.pop("limit")
-
-
-def connect(bootstrap_servers: str | None, kafka: tuple[str, ...]) -> Cluster:
-    """Settings from flags and environment, and a connection (fails fast without a broker)."""
-    return Cluster.connect(Settings(**settings_overrides(bootstrap_servers, kafka)))
+SHOW_CAP = 4000  # characters of one key or header `dlq show` prints (payload: all of it)
 
 
 @click.group()
@@ -110,22 +58,30 @@ def list_(
                 "topic": dlq_topic,
                 "matched": listing.matched,
                 "scanned": listing.scanned,
-                "records": [r.summary() for r in listing.records],
+                "records": [
+                    _with_replay(r.summary(), listing.replay_of(r)) for r in listing.records
+                ],
             }
         )
         return
     out = console()
-    out.print(_records_table(dlq_topic, listing.records))
+    out.print(_records_table(dlq_topic, listing))
     shown = len(listing.records)
     more = f" (showing {shown}; use --limit)" if shown < listing.matched else ""
     out.print(f"{listing.matched} of {listing.scanned} records matched{more}")
 
 
-def _records_table(topic: str, records: list[DeadLetter]) -> Any:
-    columns = ["time", "partition/offset", "key", "event type", "error type", "message", "attempts"]
+def _with_replay(fields: dict[str, Any], entry: ledger.Entry | None) -> dict[str, Any]:
+    return {**fields, "replayed": None if entry is None else entry.as_dict()}
+
+
+def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
+    columns = ["time", "partition/offset", "key", "event type", "error type", "message",
+               "attempts", "replayed"]  # fmt: skip
     rows = []
-    for record in records:
+    for record in listing.records:
         s = record.summary()
+        entry = listing.replay_of(record)
         rows.append(
             [
                 s["timestamp"],
@@ -135,15 +91,28 @@ def _records_table(topic: str, records: list[DeadLetter]) -> Any:
                 s["error_type"],
                 shorten(s["error_message"], 60),
                 s["attempt"],
+                "-" if entry is None else entry.as_dict()["at"],
             ]
         )
-    return table(topic, columns, rows, numeric=1)
+    return table(topic, columns, rows, numeric=2)
 
 
 @dlq.command()
 @click.argument("dlq_topic")
-@click.option("--partition", "-p", type=click.IntRange(min=0), required=True)
-@click.option("--offset", "-o", type=click.IntRange(min=0), required=True)
+@click.option(
+    "--partition",
+    "-p",
+    type=click.IntRange(min=0),
+    required=True,
+    help="The record's partition in DLQ_TOPIC (as `dlq list` shows it).",
+)
+@click.option(
+    "--offset",
+    "-o",
+    type=click.IntRange(min=0),
+    required=True,
+    help="The record's offset in that partition.",
+)
 @json_option
 @kafka_options
 @friendly_errors
@@ -157,7 +126,10 @@ def show(
 ) -> None:
     """Show one record in full: every header, the traceback, the payload."""
     cluster = connect(bootstrap_servers, kafka)
-    details = ops_dlq.get_record(cluster, dlq_topic, partition, offset).details()
+    details = _with_replay(
+        ops_dlq.get_record(cluster, dlq_topic, partition, offset).details(),
+        ops_dlq.replay_of(cluster, dlq_topic, partition, offset),
+    )
     if as_json:
         print_json(details)
         return
@@ -166,21 +138,29 @@ def show(
 
 def _print_details(d: dict[str, Any]) -> None:
     out = console()
-    out.print(f"[bold]{d['topic']}/{d['partition']}/{d['offset']}[/bold]  {d['timestamp']}")
-    out.print(f"key: {d['key'] if d['key'] is not None else '(none)'}")
+    where = f"{d['topic']}/{d['partition']}/{d['offset']}"
+    out.print(Text.assemble((printable(where), "bold"), f"  {d['timestamp']}"))
+    out.print(Text("key: ").append(plain("(none)" if d["key"] is None else d["key"], SHOW_CAP)))
+    replay = d["replayed"]
+    out.print(
+        "replayed: no"
+        if replay is None
+        else Text("replayed: ").append(plain(f"{replay['at']} to {replay['to']}", SHOW_CAP))
+    )
     headers = [
         [name, "(see traceback below)" if name.endswith("-traceback") else value]
         for name, value in d["headers"]
     ]
-    out.print(table("headers", ["name", "value"], headers))
+    out.print(table("headers", ["name", "value"], headers, cap=SHOW_CAP))
     if d["traceback"]:
         out.rule("traceback")
-        out.print(d["traceback"], markup=False, highlight=False)
+        out.print(plain(d["traceback"], None, lines=True))
     out.rule("payload")
     if d["payload_is_json"]:
-        out.print(JSON.from_data(d["payload"], indent=2))
+        shown = orjson.dumps(d["payload"], option=orjson.OPT_INDENT_2).decode()
+        out.print(plain(shown, None, lines=True))
     else:
-        out.print(d["payload"] if d["payload"] is not None else "(null)", markup=False)
+        out.print(plain(d["payload"] if d["payload"] is not None else "(null)", None, lines=True))
 
 
 @dlq.command("stats")
@@ -216,7 +196,7 @@ def stats_(
         if oldest is None
         else f"; oldest {iso(oldest)} ({human_age(result['oldest_age_s'])} ago)"
     )
-    out.print(f"{result['total']} records{age}")
+    out.print(f"{result['total']} records ({result['replayed']} replayed){age}")
 
 
 @dlq.command()

@@ -7,14 +7,18 @@ import sys
 import click
 
 from streamkit.cli.common import EXIT_LAG, friendly_errors, kafka_options
-from streamkit.cli.dlq import connect, json_option
+from streamkit.cli.options import connect, json_option
 from streamkit.ops.lag import group_lag, total_lag
 from streamkit.ops.render import console, print_json, table
 
 
 @click.command()
 @click.option(
-    "--group", "-g", required=True, envvar="STREAMKIT_GROUP_ID", help="Consumer group id."
+    "--group",
+    "-g",
+    required=True,
+    envvar="STREAMKIT_GROUP_ID",
+    help="Consumer group id [env: STREAMKIT_GROUP_ID].",
 )
 @click.option(
     "--topic",

@@ -7,8 +7,9 @@ from typing import TextIO
 import click
 
 from streamkit.cli.common import friendly_errors, kafka_options
-from streamkit.cli.dlq import connect, json_option
-from streamkit.ops.produce import Outgoing, parse_data, parse_lines, publish
+from streamkit.cli.options import connect, json_option
+from streamkit.loader import load_router
+from streamkit.ops.produce import Outgoing, check_against, parse_data, parse_lines, publish
 from streamkit.ops.render import print_json
 
 
@@ -24,6 +25,12 @@ from streamkit.ops.render import print_json
     type=click.File("r", encoding="utf-8"),
     help='JSON lines {"event_type": ..., "data": ..., "key": ...}; - for stdin.',
 )
+@click.option(
+    "--module",
+    "-m",
+    metavar="MODULE",
+    help="Check each event against the handler of its type in MODULE before sending.",
+)
 @json_option
 @kafka_options
 @friendly_errors
@@ -33,6 +40,7 @@ def produce(
     data: str | None,
     key: str | None,
     path: TextIO | None,
+    module: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
@@ -43,9 +51,12 @@ def produce(
     One event:  streamkit produce orders -e order.created -d '{"order_id": "1"}' -k 1
     In bulk:    streamkit produce orders --file events.jsonl   (or --file - for stdin)
 
-    Every line is checked before anything is sent: a bad line sends nothing.
+    Every line is checked before anything is sent: a bad line sends nothing. Data must
+    be a JSON object; with --module it must also fit the model of its type's handler.
     """
     events = _events(event_type, data, key, path)
+    if module is not None:
+        check_against(load_router(module), events, module)
     cluster = connect(bootstrap_servers, kafka)
     count = publish(cluster, topic, events)
     if as_json:

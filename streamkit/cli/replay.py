@@ -18,7 +18,7 @@ from streamkit.cli.common import (
     friendly_errors,
     kafka_options,
 )
-from streamkit.cli.dlq import connect, filter_options, json_option, pop_filter
+from streamkit.cli.options import connect, filter_options, json_option, pop_filter
 from streamkit.ops.render import console, print_json, progress_bar, shorten, table
 from streamkit.ops.replay import Replayer, ReplayOptions, ReplayReport
 from streamkit.preflight import check_access, replay_access
@@ -53,6 +53,11 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 )
 @filter_options
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Also replay records replayed before (by any earlier replay), from the oldest on.",
+)
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
 @click.option(
     "--replay-group",
@@ -73,6 +78,7 @@ def replay(
     dlq_topic: str,
     to_topic: str | None,
     dry_run: bool,
+    again: bool,
     rate: float | None,
     replay_group: str | None,
     retry_template: str,
@@ -89,6 +95,9 @@ def replay(
     and original headers are kept byte for byte. Progress is committed per batch, after
     the broker acknowledged every record of it: Ctrl-C stops cleanly, and running the
     same command again resumes where it stopped.
+
+    Every replayed record is noted in the DLQ's ledger topic, DLQ_TOPIC.replayed: a later
+    replay skips it, whatever its filters, unless --again. `dlq list` shows the notes.
     """
     flt, partitions, limit = pop_filter(opts)
     if to_topic and not dry_run and not yes and sys.stdin.isatty():
@@ -108,6 +117,7 @@ def replay(
         group=replay_group,
         names=TopicNames(retry_template=retry_template),
         dry_run=dry_run,
+        again=again,
     )
     conf = cluster.settings.client_settings()
     check_access(cluster.admin, replay_access(options), conf, cluster.timeout)
@@ -149,6 +159,8 @@ def _print(report: ReplayReport, as_json: bool) -> None:
         out.print(table(f"sample (first {len(sample)})", columns, rows))
     verb = "would replay" if report.dry_run else "replayed"
     counts = [[verb, report.replayed], ["skipped by filter", report.skipped]]
+    if report.already:
+        counts.append(["replayed before (--again)", report.already])
     if not report.dry_run:
         counts.append(["failed", report.failed])
     counts += [[f"  to {topic}", n] for topic, n in sorted(report.targets.items())]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
     AdminClient,
     ClusterMetadata,
@@ -19,10 +20,13 @@ from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings, redact
 from streamkit.errors import ConfigError
 from streamkit.ops.errors import OpsError, UnknownTopicsError
+from streamkit.reachability import broker_wait
 
 # librdkafka logs every failed connection attempt on stderr; a command reports the failure
 # itself in one line. ``-X log_level=7`` brings the client's own logs back for debugging.
 QUIET = {"log_level": 0}
+RETRY_PAUSE = 0.2  # seconds between tries of a request the broker called retriable
+NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
 EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
@@ -36,11 +40,18 @@ def offsets(
     """
     if not specs:
         return {}
-    try:
-        futures = admin.list_offsets(specs, request_timeout=timeout)
-        return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in futures.items()}
-    except KafkaException as exc:
-        raise OpsError(f"listing offsets failed: {exc.args[0].str()}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            futures = admin.list_offsets(specs, request_timeout=timeout)
+            return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            err = exc.args[0]
+            # A topic created a moment ago has no leader yet: that passes within a second.
+            transient = err.retriable() or err.code() in NO_LEADER_YET
+            if not transient or time.monotonic() > deadline:
+                raise OpsError(f"listing offsets failed: {err.str()}") from None
+        time.sleep(RETRY_PAUSE)
 
 
 @dataclass(slots=True)
@@ -56,7 +67,7 @@ class Cluster:
         """Connect; raises :class:`~streamkit.errors.BrokerUnavailableError` in time."""
         conf = {**QUIET, **settings.client_settings()}
         try:
-            admin, metadata = connect(conf, settings.connect_timeout)
+            admin, metadata = connect(conf, settings.connect_timeout, wait=broker_wait(settings))
         except KafkaException as exc:  # a bad -X property, rejected by the client
             message = redact(conf, exc.args[0].str())
             raise ConfigError(f"invalid client settings: {message}") from None

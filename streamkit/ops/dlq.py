@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from streamkit import envelope as env
+from streamkit.ops import ledger
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.errors import OpsError, RecordNotFoundError
 from streamkit.ops.filters import RecordFilter
@@ -38,6 +39,11 @@ class Listing:
     records: list[DeadLetter] = field(default_factory=list)
     matched: int = 0
     scanned: int = 0
+    replayed: dict[ledger.Position, ledger.Entry] = field(default_factory=dict)
+
+    def replay_of(self, record: DeadLetter) -> ledger.Entry | None:
+        """When and where ``record`` was replayed, per the ledger (None: never)."""
+        return self.replayed.get((record.partition, record.offset))
 
 
 def list_records(
@@ -48,17 +54,35 @@ def list_records(
     partitions: tuple[int, ...] = (),
     limit: int | None = None,
 ) -> Listing:
-    """The first ``limit`` records that match ``flt`` (oldest offsets first per partition)."""
-    listing = Listing()
+    """The ``limit`` oldest records that match ``flt``, oldest first.
+
+    Partitions arrive in no set order, so the oldest are chosen across all of them, in
+    memory bounded by twice ``limit``.
+    """
+    listing = Listing(replayed=ledger.read(cluster, topic))
+    kept = listing.records
     for record in records(cluster, topic, partitions):
         listing.scanned += 1
         if not flt.matches(record):
             continue
         listing.matched += 1
-        if limit is None or len(listing.records) < limit:
-            listing.records.append(record)
-    listing.records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+        kept.append(record)
+        if limit is not None and len(kept) >= 2 * limit:
+            kept.sort(key=_age)
+            del kept[limit:]
+    kept.sort(key=_age)
+    if limit is not None:
+        del kept[limit:]
     return listing
+
+
+def _age(record: DeadLetter) -> tuple[int, int, int]:
+    return (record.timestamp_ms, record.partition, record.offset)
+
+
+def replay_of(cluster: Cluster, topic: str, partition: int, offset: int) -> ledger.Entry | None:
+    """When and where the record at ``partition/offset`` was replayed (None: never)."""
+    return ledger.read(cluster, topic).get((partition, offset))
 
 
 def get_record(cluster: Cluster, topic: str, partition: int, offset: int) -> DeadLetter:
@@ -94,10 +118,12 @@ class Stats:
     by_original_topic: Counter[str] = field(default_factory=Counter)
     oldest_ms: int | None = None
     newest_ms: int | None = None
+    replayed: int = 0
 
-    def add(self, record: DeadLetter) -> None:
-        """Count one record."""
+    def add(self, record: DeadLetter, replayed: bool = False) -> None:
+        """Count one record (``replayed``: the ledger lists it)."""
         self.total += 1
+        self.replayed += replayed
         self.by_event_type[record.event_type() or "(none)"] += 1
         self.by_error_type[record.error_type() or "(none)"] += 1
         self.by_original_topic[record.header(env.H_ORIGINAL_TOPIC) or "(none)"] += 1
@@ -110,6 +136,8 @@ class Stats:
         at = now_ms() if now is None else now
         return {
             "total": self.total,
+            "replayed": self.replayed,
+            "not_replayed": self.total - self.replayed,
             "by_event_type": dict(self.by_event_type.most_common()),
             "by_error_type": dict(self.by_error_type.most_common()),
             "by_original_topic": dict(self.by_original_topic.most_common()),
@@ -124,9 +152,10 @@ def stats(
 ) -> Stats:
     """Counts by event type, error type and source topic, and the oldest record's time."""
     result = Stats()
+    done = ledger.read(cluster, topic)
     for record in records(cluster, topic, partitions):
         if flt.matches(record):
-            result.add(record)
+            result.add(record, (record.partition, record.offset) in done)
     return result
 
 

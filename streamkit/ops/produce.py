@@ -9,7 +9,10 @@ from typing import Any
 
 import orjson
 
-from streamkit.errors import ProducerError
+from streamkit.codecs import NOT_PARSED
+from streamkit.envelope import new_event_id
+from streamkit.errors import PermanentError, ProducerError
+from streamkit.handlers.registry import Router
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.errors import InvalidInputError, OpsError
 from streamkit.producer import Delivery, Producer
@@ -27,11 +30,42 @@ class Outgoing:
 
 
 def parse_data(text: str) -> Any:
-    """``--data`` JSON text -> a value; :class:`InvalidInputError` with the reason."""
+    """``--data`` JSON text -> a JSON object; :class:`InvalidInputError` with the reason."""
     try:
-        return orjson.loads(text)
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"--data is not valid JSON: {exc}") from None
+    _require_object(data, "--data")
+    return data
+
+
+def _require_object(data: Any, where: str) -> None:
+    # An envelope's data is an object: handlers take a model or a dict, and anything else
+    # would only be dead-lettered by the consumer as a SchemaError.
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__.replace("str", "string")
+        raise InvalidInputError(f"{where}: data must be a JSON object, got {kind}")
+
+
+def check_against(router: Router, events: Iterable[Outgoing], module: str) -> None:
+    """Decode each event as its handler in ``router`` would: the first mismatch raises.
+
+    Catches what the consumer would dead-letter at once (wrong fields, unknown type)
+    before anything is sent.
+    """
+    for number, event in enumerate(events, 1):
+        spec = router.get(event.event_type)
+        where = f"event {number} ({event.event_type})"
+        if spec is None:
+            handled = ", ".join(sorted(s.event_type for s in router.handlers()))
+            raise InvalidInputError(
+                f"{where}: {module} has no handler for it (it handles: {handled})"
+            )
+        try:
+            value = spec.codec.encode(event.event_type, event.data, event_id=new_event_id())
+            spec.decode(value, NOT_PARSED)
+        except PermanentError as exc:
+            raise InvalidInputError(f"{where}: does not match {spec.name}: {exc}") from None
 
 
 def parse_line(
@@ -50,6 +84,7 @@ def parse_line(
     key = obj.get("key", default_key)
     if key is not None and not isinstance(key, str):
         raise InvalidInputError(f"{where}: key must be a string")
+    _require_object(obj.get("data"), where)
     return Outgoing(event_type, obj.get("data"), key)
 
 

@@ -9,150 +9,47 @@ to the retry tier partition numbered like the source partition, as the runtime d
 
 Progress lives in the replay's own consumer group, committed per batch and only after
 every record of the batch was acknowledged by the broker: a stopped replay resumes from
-its last commit, so at most the records of one unfinished batch are sent twice.
+its last commit, so at most the records of one unfinished batch are sent twice. Each
+replayed record is also written to the DLQ's ledger (:mod:`streamkit.ops.ledger`) before
+that commit: a later replay, with any filter, skips it unless ``again``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from streamkit import envelope as env
 from streamkit.errors import ProducerError
+from streamkit.ops import ledger
 from streamkit.ops.cluster import Cluster
-from streamkit.ops.errors import OpsError, UnknownTopicsError, UnreplayableRecordError
-from streamkit.ops.filters import RecordFilter
+from streamkit.ops.errors import OpsError, UnknownTopicsError
 from streamkit.ops.reader import Span, scan
 from streamkit.ops.records import DeadLetter
+from streamkit.ops.replay_plan import (
+    BATCH,
+    ReplayOptions,
+    ReplayReport,
+    default_group,
+    default_target,
+    origin_headers,
+    replay_headers,
+    target_partition,
+)
 from streamkit.producer import Delivery, Producer
-from streamkit.retry.topics import TopicNames
 
-DROP_HEADERS = frozenset(env.FAILURE_HEADERS) | {env.H_REPLAYED_FROM, env.H_REPLAYED_AT}
-GROUP_PREFIX = "streamkit-replay."
-BATCH = 5000  # records per produce-then-commit round
 ACK_TIMEOUT = 60.0  # seconds; longer than the producer's message.timeout.ms (30 s)
 SAMPLE = 10
 
-
-def replay_headers(headers: env.Headers, position: str, at_ms: int) -> env.Headers:
-    """The record's headers minus failure (and earlier replay) headers, plus this replay's."""
-    kept = [(k, v) for k, v in headers if k not in DROP_HEADERS]
-    kept.append((env.H_REPLAYED_FROM, position.encode()))
-    kept.append((env.H_REPLAYED_AT, str(at_ms).encode()))
-    return kept
-
-
-def _origin(headers: env.Headers) -> tuple[bytes | None, bytes | None, bytes | None]:
-    """(original topic, group, original partition) header values in one pass (last wins)."""
-    source = group = partition = None
-    for key, value in headers:
-        if key == env.H_ORIGINAL_TOPIC:
-            source = value
-        elif key == env.H_GROUP:
-            group = value
-        elif key == env.H_ORIGINAL_PARTITION:
-            partition = value
-    return source, group, partition
-
-
-def _partition(raw: bytes | None, count: int) -> int | None:
-    """The original partition if the target has it, else None (the key decides)."""
-    try:
-        partition = int(raw) if raw is not None else -1
-    except ValueError:
-        return None
-    return partition if 0 <= partition < count else None
-
-
-def default_target(record: DeadLetter, names: TopicNames) -> str:
-    """The first retry tier of the group that dead-lettered ``record``."""
-    source = record.header(env.H_ORIGINAL_TOPIC)
-    group = record.header(env.H_GROUP)
-    if not source or not group:
-        missing = [h for h, v in ((env.H_ORIGINAL_TOPIC, source), (env.H_GROUP, group)) if not v]
-        raise UnreplayableRecordError(
-            f"record {record.position} has no {' or '.join(missing)} header, so the retry "
-            "tier of its group is unknown (not a streamkit dead letter?); "
-            "pass --to TOPIC to choose a target"
-        )
-    return names.retry(source, group, 1)
-
-
-def default_group(dlq_topic: str, flt: RecordFilter) -> str:
-    """The replay group: one per DLQ, and one per distinct filter.
-
-    Records a filter skips are committed past; keying the group by the filter keeps a
-    later replay with another filter from missing them.
-    """
-    if not flt.label:
-        return GROUP_PREFIX + dlq_topic
-    digest = hashlib.sha256(flt.label.encode()).hexdigest()[:10]
-    return f"{GROUP_PREFIX}{dlq_topic}.{digest}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOptions:
-    """What to replay, where to, and how fast."""
-
-    dlq_topic: str
-    flt: RecordFilter = field(default_factory=RecordFilter)
-    to: str | None = None  # None: each record's retry tier 1
-    partitions: tuple[int, ...] = ()
-    limit: int | None = None
-    rate: float | None = None  # records per second
-    group: str | None = None
-    names: TopicNames = field(default_factory=TopicNames)
-    dry_run: bool = False
-    batch_size: int = BATCH
-
-    @property
-    def replay_group(self) -> str:
-        """The consumer group that holds this replay's progress."""
-        return self.group or default_group(self.dlq_topic, self.flt)
-
-
-@dataclass(slots=True)
-class ReplayReport:
-    """What a replay did (or, on a dry run, would do)."""
-
-    group: str
-    dry_run: bool
-    total: int = 0  # offsets left to read when the replay started
-    scanned: int = 0
-    replayed: int = 0
-    skipped: int = 0
-    failed: int = 0
-    interrupted: bool = False
-    limited: bool = False
-    error: str | None = None
-    seconds: float = 0.0
-    targets: Counter[str] = field(default_factory=Counter)
-    sample: list[tuple[DeadLetter, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (without the sample)."""
-        return {
-            "group": self.group,
-            "dry_run": self.dry_run,
-            "replayed": self.replayed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "scanned": self.scanned,
-            "interrupted": self.interrupted,
-            "limited": self.limited,
-            "error": self.error,
-            "seconds": round(self.seconds, 3),
-            "rate": round(self.replayed / self.seconds, 1) if self.seconds else None,
-            "targets": dict(self.targets),
-        }
+__all__ = [
+    "Replayer", "ReplayOptions", "ReplayReport", "default_group", "default_target",
+    "replay_headers",
+]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -163,6 +60,7 @@ class _Item:
     offset: int
     delivery: Delivery | None = None  # None: skipped by the filter, or failed at once
     failed: bool = False
+    target: str = ""
 
 
 class Replayer:
@@ -192,6 +90,7 @@ class Replayer:
         self._blocked: set[int] = set()  # partitions with a failed record: never committed again
         self._started = 0.0
         self._paced = 0
+        self._replayed: dict[ledger.Position, ledger.Entry] = {}  # the ledger at the start
 
     def run(self) -> ReplayReport:
         """Replay from the group's last commit up to the end offsets of this moment."""
@@ -200,6 +99,10 @@ class Replayer:
         if opts.to:
             self.cluster.require(opts.to)
         self._started = time.monotonic()
+        if not opts.again:
+            self._replayed = ledger.read(self.cluster, topic)
+        if not opts.dry_run:
+            ledger.ensure(self.cluster, topic)
         consumer = self.cluster.consumer(self.report.group)
         if not opts.dry_run:
             self._producer = Producer(self.cluster.producer_settings())
@@ -231,7 +134,8 @@ class Replayer:
             raise OpsError(
                 f"reading the replay group's offsets failed: {exc.args[0].str()}"
             ) from None
-        starts = {tp.partition: tp.offset for tp in done}
+        # --again starts over from the oldest record, whatever this filter did before.
+        starts = {} if self.options.again else {tp.partition: tp.offset for tp in done}
         spans = []
         for p in parts:
             low, high = marks[p]
@@ -287,7 +191,11 @@ class Replayer:
         if not self.options.flt.matches(record):
             self.report.skipped += 1
             return item
+        if (record.partition, record.offset) in self._replayed:
+            self.report.already += 1
+            return item
         target, partition = self._route(record)
+        item.target = target
         if not self._pace():
             self.report.interrupted = True
             return None
@@ -311,13 +219,13 @@ class Replayer:
         partition numbered like the source partition, as the runtime routes failures."""
         if self.options.to:
             return self.options.to, None  # checked before the replay started
-        source, group, partition = _origin(record.headers)
+        source, group, partition = origin_headers(record.headers)
         target = self._targets.get((source, group))
         if target is None:
             target = default_target(record, self.options.names)
             self._check(target, record)
             self._targets[(source, group)] = target
-        return target, _partition(partition, self._counts[target])
+        return target, target_partition(partition, self._counts[target])
 
     def _check(self, target: str, record: DeadLetter) -> None:
         if target in self._counts:
@@ -347,12 +255,39 @@ class Replayer:
         # Served here, the delivery reports need no hand-off to the producer's thread.
         self._producer.flush(ACK_TIMEOUT)
         positions: dict[int, int] = {}
+        sent: list[_Item] = []
         for item in items:
             if not self._acked(item):
                 self._blocked.add(item.partition)
-            elif item.partition not in self._blocked:
+                continue
+            if item.delivery is not None:
+                sent.append(item)
+            if item.partition not in self._blocked:
                 positions[item.partition] = item.offset + 1
+        self._record(sent)
         self._commit(consumer, positions)
+
+    def _record(self, sent: list[_Item]) -> None:
+        """Write the ledger for ``sent`` and wait for it, before progress is committed.
+
+        If this fails the batch is not committed: a rerun sends it again (at-least-once).
+        """
+        if self._producer is None or not sent:
+            return
+        at_ms = int(time.time() * 1000)
+        group = self.report.group
+        done = [((i.partition, i.offset), ledger.Entry(at_ms, i.target, group)) for i in sent]
+        deliveries = ledger.record(self._producer, self.options.dlq_topic, done)
+        self._producer.flush(ACK_TIMEOUT)
+        try:
+            for delivery in deliveries:
+                delivery.result(ACK_TIMEOUT)
+        except (ProducerError, concurrent.futures.TimeoutError) as exc:
+            raise OpsError(
+                f"recording replayed records in {ledger.ledger_topic(self.options.dlq_topic)} "
+                f"failed ({type(exc).__name__}: {exc}); they were replayed, progress was not "
+                "committed: a rerun sends this batch again"
+            ) from None
 
     def _acked(self, item: _Item) -> bool:
         if item.failed:

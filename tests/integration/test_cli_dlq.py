@@ -148,7 +148,7 @@ def test_stats_count_by_type_and_give_the_oldest_age(
     assert 90 * 60 - 60 < recent["oldest_age_s"] < 90 * 60 + 60
     table = run_cli("dlq", "stats", topic, "-b", kafka_bootstrap)
     assert "by error type" in table.stdout
-    assert "12 records; oldest" in table.stdout
+    assert "12 records (0 replayed); oldest" in table.stdout
 
 
 def test_purge_before_a_time_deletes_exactly_the_older_records(
@@ -207,4 +207,22 @@ def test_unknown_topic_and_no_broker_give_one_line(
         *head, "some-dlq", *tail, "-b", nobody, env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"}
     )
     assert down.exit_code == 3
-    assert f"no Kafka broker answered at {nobody}" in one_error_line(down)
+    assert f"no Kafka broker at {nobody} within 1s (connection refused)" in one_error_line(down)
+
+
+def test_limit_shows_the_oldest_records_whichever_partition_holds_them(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic("spread.dlq", partitions=2)
+    now = now_ms()
+    # Partition 0 holds 50 recent records, partition 1 the 3 oldest: a limit of 3 must
+    # find them whatever partition is read first.
+    specs = [
+        DeadLetterSpec(i, "orders", "billing", partition=0, timestamp_ms=now - i) for i in range(50)
+    ]
+    specs += [DeadLetterSpec(100 + i, "orders", "billing", partition=1,
+                             timestamp_ms=now - 600 * MINUTE + i) for i in range(3)]  # fmt: skip
+    produce_dead_letters(kafka_bootstrap, topic, specs)
+    out = json_of(run_cli("dlq", "list", topic, "--limit", "3", "--json", "-b", kafka_bootstrap))
+    assert out["matched"] == 53
+    assert [(r["partition"], r["offset"]) for r in out["records"]] == [(1, 0), (1, 1), (1, 2)]

@@ -78,14 +78,14 @@ def test_produce_bad_input_sends_nothing_and_says_why_in_one_line(
     assert bad_data.exit_code == 2
     assert "--data is not valid JSON" in one_error_line(bad_data)
     events = tmp_path / "events.jsonl"
-    events.write_text('{"event_type": "a", "data": 1}\n{"event_type": "a", "data": \n')
+    events.write_text('{"event_type": "a", "data": {}}\n{"event_type": "a", "data": \n')
     bad_line = run_cli(*base, "--file", str(events))
     assert bad_line.exit_code == 2
     assert f"{events} line 2: invalid JSON" in one_error_line(bad_line)
     no_type = run_cli(*base, "-f", "-", input='{"data": 1}\n')
     assert "stdin line 1: no event_type" in one_error_line(no_type)
     assert end_offsets(kafka_bootstrap, topic, 1) == {0: 0}  # nothing at all was sent
-    unknown = run_cli("produce", f"nope-{unique}", "-b", kafka_bootstrap, "-e", "a", "-d", "1")
+    unknown = run_cli("produce", f"nope-{unique}", "-b", kafka_bootstrap, "-e", "a", "-d", "{}")
     assert unknown.exit_code == 2
     assert one_error_line(unknown) == f"streamkit: error: unknown topic: nope-{unique}"
     missing = run_cli(*base, "--data", "1")
@@ -93,11 +93,46 @@ def test_produce_bad_input_sends_nothing_and_says_why_in_one_line(
     assert "give --event-type and --data, or --file" in missing.stderr
     nobody = f"127.0.0.1:{free_port()}"
     down = run_cli(
-        "produce", topic, "-b", nobody, "-e", "a", "-d", "1",
+        "produce", topic, "-b", nobody, "-e", "a", "-d", "{}",
         env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"},
     )  # fmt: skip
     assert down.exit_code == 3
-    assert "no Kafka broker answered" in one_error_line(down)
+    assert "no Kafka broker at 127.0.0.1:" in one_error_line(down)
+
+
+MODULE = "tests.integration.services.recorder"  # order.created takes Order(order_id: str)
+
+
+def test_produce_checks_data_before_sending(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic("checked", partitions=1)
+    base = ("produce", topic, "-b", kafka_bootstrap)
+    for data, kind in (("[1,2]", "list"), ("3", "int"), ('"x"', "string"), ("null", "null")):
+        bad = run_cli(*base, "-e", "order.created", "-d", data)
+        assert bad.exit_code == 2
+        assert one_error_line(bad).endswith(f"--data: data must be a JSON object, got {kind}")
+    lines = (
+        '{"event_type": "order.created", "data": {"order_id": "1", "amount_cents": 1}}\n'
+        '{"event_type": "x"}\n'
+    )
+    no_data = run_cli(*base, "-f", "-", input=lines)
+    assert "stdin line 2: data must be a JSON object, got null" in one_error_line(no_data)
+
+    wrong = run_cli(*base, "-m", MODULE, "-e", "order.created", "-d", '{"order_id": 5}')
+    assert wrong.exit_code == 2
+    line = one_error_line(wrong)
+    assert "event 1 (order.created): does not match" in line and "order_id" in line
+    unknown = run_cli(*base, "--module", MODULE, "-e", "order.typo", "-d", "{}")
+    assert "event 1 (order.typo): " + MODULE + " has no handler for it" in one_error_line(unknown)
+    assert "order.created" in unknown.stderr  # the types it does handle
+    assert end_offsets(kafka_bootstrap, topic, 1) == {0: 0}  # nothing was sent
+
+    good = run_cli(
+        *base, "-m", MODULE, "-e", "order.created", "-d", '{"order_id": "o1", "amount_cents": 5}'
+    )
+    assert good.exit_code == 0, good.stderr
+    assert end_offsets(kafka_bootstrap, topic, 1) == {0: 1}
 
 
 def _commit(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:

@@ -163,12 +163,16 @@ def test_each_filter_replays_exactly_the_expected_records(
         (["--event-type", "order.created", "--error-type", "ValueError", "--since", "1h"],
          [10, 14, 16]),
     ]  # fmt: skip
-    for n, (args, expected) in enumerate(cases):
-        dry = json_of(run_cli("replay", topic, "-b", kafka_bootstrap, "--dry-run", "--json", *args))
+    for n, (args, expected) in enumerate(cases):  # --again: each case sees all 20 records
+        dry = json_of(
+            run_cli("replay", topic, "-b", kafka_bootstrap, "--dry-run", "--again", "--json", *args)
+        )
         assert (dry["replayed"], dry["skipped"]) == (len(expected), dry["scanned"] - len(expected))
         target = create_topic(admin, f"replay-to-{n}-{unique}", 1)
         real = json_of(
-            run_cli("replay", topic, "-b", kafka_bootstrap, "--to", target, "--json", *args)
+            run_cli(
+                "replay", topic, "-b", kafka_bootstrap, "--to", target, "--again", "--json", *args
+            )
         )
         assert real["replayed"] == len(expected), args
         got = replayed_from(read_all(kafka_bootstrap, target, len(expected)))
@@ -212,6 +216,41 @@ def test_limit_and_rerun_resume_without_duplicates(
     assert counts == [7, 7, 6, 0]
     got = replayed_from(read_all(kafka_bootstrap, tier, 20))
     assert sorted(got) == sorted(_position(topic, i) for i in range(20))
+
+
+def test_a_record_replayed_once_is_skipped_by_a_replay_with_another_filter(
+    kafka_bootstrap: str, dlq: tuple[str, str]
+) -> None:
+    topic, tier = dlq
+    b = ["-b", kafka_bootstrap]
+    listed = json_of(run_cli("dlq", "list", topic, "--json", *b))["records"]
+    assert [r["replayed"] for r in listed] == [None] * 20
+    timeouts = [i for i in range(20) if i % 3 == 0]
+
+    first = json_of(run_cli("replay", topic, "--error-type", "TimeoutError", "--json", *b))
+    assert (first["replayed"], first["already_replayed"]) == (len(timeouts), 0)
+    stats = json_of(run_cli("dlq", "stats", topic, "--json", *b))
+    assert (stats["replayed"], stats["not_replayed"]) == (7, 13)
+    shown = run_cli("dlq", "show", topic, "-p", "0", "-o", "0", *b)  # record 0: a TimeoutError
+    assert "replayed: 20" in shown.stdout and f" to {tier}" in shown.stdout
+    unreplayed = run_cli("dlq", "show", topic, "-p", "1", "-o", "0", *b)  # record 1
+    assert "replayed: no" in unreplayed.stdout
+
+    rest = json_of(run_cli("replay", topic, "--json", *b))  # no filter: another replay group
+    assert (rest["replayed"], rest["already_replayed"]) == (13, 7)
+    got = replayed_from(read_all(kafka_bootstrap, tier, 20))
+    assert sorted(got) == sorted(_position(topic, i) for i in range(20))  # each exactly once
+    listed = json_of(run_cli("dlq", "list", topic, "--json", *b))["records"]
+    assert all(r["replayed"]["to"] == tier for r in listed)
+    table = run_cli("dlq", "list", topic, *b)
+    assert "replayed" in table.stdout and " - " not in table.stdout.split("\n", 3)[-1]
+
+    forced = json_of(run_cli("replay", topic, "--event-type", "order.paid", "--again",
+                             "--json", *b))  # fmt: skip
+    assert (forced["replayed"], forced["already_replayed"]) == (10, 0)
+    assert len(read_all(kafka_bootstrap, tier, 30)) == 30
+    nothing = json_of(run_cli("replay", topic, "--dry-run", "--again", "--json", *b))
+    assert nothing["replayed"] == 20  # --again: from the oldest record, progress ignored
 
 
 def _slow_replay(bootstrap: str, topic: str, tier: str, after: int) -> subprocess.Popen[bytes]:
@@ -259,6 +298,8 @@ def test_a_replay_stopped_by_sigint_resumes_and_loses_nothing(
     assert rest["replayed"] == 400 - first["replayed"]
     got = replayed_from(read_all(kafka_bootstrap, tier, 400))
     assert sorted(got) == sorted(_position(topic, i) for i in range(400))  # none lost, none twice
+    stats = json_of(run_cli("dlq", "stats", topic, "-b", kafka_bootstrap, "--json"))
+    assert (stats["replayed"], stats["not_replayed"]) == (400, 0)  # the ledger is complete
 
 
 @pytest.mark.timeout(90)
@@ -277,10 +318,13 @@ def test_a_killed_replay_repeats_only_what_followed_its_last_commit(
     assert sent - done <= 200  # at most the batch in flight (one second at --rate 200)
 
     rest = json_of(run_cli("replay", topic, "-b", kafka_bootstrap, "--json"))
-    assert rest["replayed"] == 400 - done
-    got = replayed_from(read_all(kafka_bootstrap, tier, 400 + sent - done))
-    assert len(got) == 400 + sent - done
+    # What followed the last commit goes again, unless the kill came after its ledger note.
+    assert rest["replayed"] + rest["already_replayed"] == 400 - done
+    got = replayed_from(read_all(kafka_bootstrap, tier, sent + rest["replayed"]))
+    assert len(got) == sent + rest["replayed"]
     assert set(got) == {_position(topic, i) for i in range(400)}  # none lost
+    stats = json_of(run_cli("dlq", "stats", topic, "-b", kafka_bootstrap, "--json"))
+    assert (stats["replayed"], stats["not_replayed"]) == (400, 0)
 
 
 def test_bad_input_gives_one_clear_line(
@@ -324,4 +368,4 @@ def test_bad_input_gives_one_clear_line(
     nobody = f"127.0.0.1:{free_port()}"
     down = run_cli("replay", topic, "-b", nobody, env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"})
     assert down.exit_code == 3
-    assert "no Kafka broker answered" in one_error_line(down)
+    assert "no Kafka broker at 127.0.0.1:" in one_error_line(down)

@@ -158,13 +158,13 @@ def test_produce_lines() -> None:
     lines = [
         '{"event_type": "a", "data": {"x": 1}, "key": "k1"}\n',
         "\n",
-        '{"data": [1, 2]}\n',
-        '{"event_type": "c"}',
+        '{"data": {"n": [1, 2]}}\n',
+        '{"event_type": "c", "data": {}}',
     ]
     assert parse_lines(lines, "f.jsonl", default_type="b", default_key="dk") == [
         Outgoing("a", {"x": 1}, "k1"),
-        Outgoing("b", [1, 2], "dk"),
-        Outgoing("c", None, "dk"),
+        Outgoing("b", {"n": [1, 2]}, "dk"),
+        Outgoing("c", {}, "dk"),
     ]
 
 
@@ -175,15 +175,18 @@ def test_produce_lines() -> None:
         ("[1, 2]", "f.jsonl line 2: expected a JSON object"),
         ('{"data": 1}', "f.jsonl line 2: no event_type"),
         ('{"event_type": "a", "key": 5}', "f.jsonl line 2: key must be a string"),
+        ('{"event_type": "a", "data": [1]}', "f.jsonl line 2: data must be a JSON object"),
     ],
 )
 def test_bad_produce_lines_name_the_line(line: str, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        parse_lines(['{"event_type": "a"}', line], "f.jsonl")
+        parse_lines(['{"event_type": "a", "data": {}}', line], "f.jsonl")
 
 
 def test_produce_data() -> None:
     assert parse_data('{"a": [1, "x"]}') == {"a": [1, "x"]}
     with pytest.raises(InvalidInputError, match="--data is not valid JSON"):
         parse_data("{'a': 1}")
-    assert orjson.loads(encode_envelope("t", parse_data("3")))["data"] == 3
+    assert orjson.loads(encode_envelope("t", parse_data('{"n": 3}')))["data"] == {"n": 3}
+    with pytest.raises(InvalidInputError, match="data must be a JSON object, got list"):
+        parse_data("[1, 2]")
