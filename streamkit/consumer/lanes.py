@@ -16,11 +16,13 @@ J = TypeVar("J")
 class Lanes(Generic[J]):
     """Queues of jobs per lane; ``start`` is called for a job once its lane is free."""
 
-    __slots__ = ("_busy", "_start")
+    __slots__ = ("_again", "_busy", "_releasing", "_start")
 
     def __init__(self, start: Callable[[J], None]) -> None:
         self._busy: dict[Hashable, deque[J]] = {}
         self._start = start
+        self._releasing = False
+        self._again: list[Hashable] = []  # lanes released from within a start()
 
     def submit(self, lane: Hashable | None, job: J) -> None:
         """Start ``job`` now if its lane is idle, else queue it behind the lane's work."""
@@ -35,9 +37,28 @@ class Lanes(Generic[J]):
             queue.append(job)
 
     def release(self, lane: Hashable | None) -> None:
-        """The running job of ``lane`` finished: start the next one, or free the lane."""
+        """The running job of ``lane`` finished: start the next one, or free the lane.
+
+        A started job may release its lane at once (its partition was revoked): that
+        release is queued and done by this loop, not by recursion -- a lane of thousands
+        of abandoned jobs must not exhaust the stack.
+        """
         if lane is None:
             return
+        if self._releasing:
+            self._again.append(lane)
+            return
+        self._releasing = True
+        try:
+            pending = [lane]
+            while pending:
+                self._release_one(pending.pop())
+                pending.extend(self._again)
+                self._again.clear()
+        finally:
+            self._releasing = False
+
+    def _release_one(self, lane: Hashable) -> None:
         queue = self._busy.get(lane)
         if queue is None:
             return

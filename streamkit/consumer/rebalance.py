@@ -48,9 +48,16 @@ class RebalanceBridge:
         self._revoke_timeout = revoke_timeout
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """New partitions: fresh state for each."""
+        """New partitions: fresh state for each, fetching (not paused) from the start.
+
+        librdkafka keeps a partition's pause flag across a revoke and a new assignment: a
+        partition paused when it was revoked (backpressure, a retry gate, an exactly-once
+        commit point) would come back paused for good. Resumed here, on the thread inside
+        the callback; backpressure pauses it again at the next check if it must.
+        """
         try:
             self._poll.on_loop(self._assign(partitions), timeout=30)
+            consumer.resume(partitions)
         except Exception:
             log.exception("assign callback failed")
 

@@ -18,20 +18,22 @@ from typing import Any, cast
 
 import confluent_kafka
 import structlog
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streamkit.clientlog import RDKAFKA_LOG
-from streamkit.config import Settings, redact
+from streamkit.config import Settings
 from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
 from streamkit.consumer.flow import FlowControl
 from streamkit.consumer.lagwatch import LagWatch
 from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
 from streamkit.consumer.pollthread import DaemonExecutor, PollThread
+from streamkit.consumer.quiesce import CommitPoint
 from streamkit.consumer.rebalance import RebalanceBridge
+from streamkit.consumer.reporting import WorkerReports
+from streamkit.consumer.startup import check_consumer_conf, log_start
 from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.consumer.transactional import TransactionalCommits
 from streamkit.errors import ConfigError
-from streamkit.handlers.lint import unmapped_publishes
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
@@ -43,7 +45,6 @@ from streamkit.retry.topics import Tier, tier_map
 log = structlog.get_logger("streamkit.worker")
 
 LAG_REFRESH = 5.0  # seconds between lag gauge refreshes
-CLIENT_ERROR_EVERY = 30.0  # log a repeating client error (broker down) at most this often
 FINAL_STEP = 2.0  # seconds the final commit and the group leave get at least, each
 
 
@@ -82,9 +83,9 @@ class Worker:
             self.sources, self.group, router.retry_tiers, router.topic_names
         )
         self.metrics = metrics or Metrics()
+        self.reports = WorkerReports(self.metrics, self.group)
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self._stopping = False
-        self._error_seen: dict[str, float] = {}
         # Daemon threads: a blocking=True handler stuck past the shutdown bound must not
         # keep the process alive (its event is not committed; the next owner handles it).
         self._threads = DaemonExecutor(self.settings.blocking_threads, "streamkit-blocking")
@@ -112,7 +113,7 @@ class Worker:
             self._producer_conf(),
             topics=self.router.publish_topics | self.settings.publish_topics,
             default_topic=self.settings.default_publish_topic,
-            on_delivery=self._on_delivery,
+            on_delivery=self.reports.delivery,
             codec=self.router.codec,
         )
         self.poll = PollThread(loop)
@@ -162,14 +163,13 @@ class Worker:
                 load,
                 producer=self.producer.client,
                 timeout=max(self.settings.revoke_timeout, 10.0),
-                on_transaction=self._on_transaction,
+                on_transaction=self.reports.transaction,
                 group=self.group,
             )
-        commits = self.metrics.commits
         return KafkaCommits(
             tiers,
             load,
-            on_result=lambda outcome: self.metrics.child(commits, self.group, outcome).inc(),
+            on_result=self.reports.commit,
             group=self.group,
         )
 
@@ -185,7 +185,7 @@ class Worker:
         )
         self.pipeline.dispatcher.gate = self.flow.gate
         self.lag = LagWatch(
-            self.settings.producer_settings(), self.group, self.states, self._set_lag, loop
+            self.settings.producer_settings(), self.group, self.states, self.reports.lag, loop
         )
         bridge = RebalanceBridge(
             poll=self.poll,
@@ -210,37 +210,9 @@ class Worker:
     def _consumer_conf(self) -> dict[str, Any]:
         conf = self.settings.consumer_settings(self.group)
         conf["on_commit"] = self.pipeline.commits.on_commit
-        conf["error_cb"] = self._on_client_error
-        if self.exactly_once and "cooperative" in str(conf["partition.assignment.strategy"]):
-            raise ConfigError(
-                "exactly-once needs an eager assignment strategy (range, the default): a "
-                "transaction must end when partitions move, and cooperative rebalances "
-                "move some while others keep running"
-            )
-        keep_order = any(spec.keep_key_order for spec in self.router.handlers())
-        if keep_order and conf["partition.assignment.strategy"] != "range":
-            log.warning(
-                "keep_key_order needs partition.assignment.strategy=range: partition N of a "
-                "source and of its retry tiers may land on different members",
-                strategy=conf["partition.assignment.strategy"],
-            )
-        log.info(
-            "starting",
-            group=self.group,
-            event_types=sorted(spec.event_type for spec in self.router.handlers()),
-            topics=list(self.tiers),
-            settings=redact(conf),
-        )
-        topics = self.router.publish_topics | self.settings.publish_topics
-        for name, event_type in unmapped_publishes(
-            self.router.handlers(), topics, self.settings.default_publish_topic
-        ):
-            log.warning(
-                "handler publishes an event type with no topic: every such event will be "
-                "dead-lettered (map it in publish_topics or pass topic=)",
-                handler=name,
-                event_type=event_type,
-            )
+        conf["error_cb"] = self.reports.client_error
+        check_consumer_conf(conf, self.router, exactly_once=self.exactly_once)
+        log_start(conf, self.router, self.settings, self.group, list(self.tiers))
         conf["logger"] = RDKAFKA_LOG
         return conf
 
@@ -255,13 +227,15 @@ class Worker:
         what is left of it, at least FINAL_STEP seconds each (a broker that is down must
         not hold the exit: what was not committed is handled again by the next owner).
         """
-        bound = self.settings.shutdown_timeout
+        # Fenced (exactly-once): nothing can be committed any more, so wait for nothing.
+        fenced = getattr(self.pipeline.commits, "fatal", None) is not None
+        bound = 0.0 if fenced else self.settings.shutdown_timeout
         deadline = time.monotonic() + bound
         states = list(self.states.values())
         log.info("stopping", inflight=self.pipeline.dispatcher.running, timeout_s=bound)
         abandoned = await self._drain_while_polling(states, bound)
         if abandoned:
-            _warn_abandoned(abandoned, bound)
+            self.reports.abandoned(abandoned, bound)
         self.stats.flush()
         self.lag.stop()
         # Only partitions still ours: one revoked during the drain was committed by its
@@ -330,36 +304,19 @@ class Worker:
                 next_lag = now + LAG_REFRESH
 
     async def _commit_point(self) -> None:
-        """Commit what is done: batched async commits, or (exactly-once) a transaction.
-
-        A transaction may hold only outputs of done events, so in exactly-once mode the
-        worker stops taking records here and waits for in-flight work (bounded by
-        ``revoke_timeout``; what is left is aborted and done again).
-        """
+        """Commit what is done: batched async commits, or (exactly-once) a transaction."""
         commits = self.pipeline.commits
         if not isinstance(commits, TransactionalCommits):
             commits.commit_due()
             return
-        states = list(self.states.values())
-        await drain(states, self.settings.revoke_timeout)
-        await self.poll.call(commits.commit_sync, commits.positions(states))
-        if commits.fatal is not None:
-            raise commits.fatal
-        if commits.rewind_needed:
-            await self._rewind(commits)
-
-    async def _rewind(self, commits: TransactionalCommits) -> None:
-        """After an abort: fresh states, every partition read again from its commit."""
-        keys = list(self.states)
-        for state in commits.detach(keys):
-            self._detached(state)
-        commits.assign(keys)
-        await self.poll.call(commits.seek_committed, keys)
-
-    def _on_transaction(self, outcome: str, seconds: float) -> None:
-        m = self.metrics
-        m.child(m.transactions, self.group, outcome).inc()
-        m.child(m.transaction_duration, self.group).observe(seconds)
+        await CommitPoint(
+            commits=commits,
+            flow=self.flow,
+            poll=self.poll,
+            fetch=self._poll,
+            dispatch=self._dispatch,
+            detached=self._detached,
+        ).run()
 
     def _poll_timeout(self) -> float:
         timeout = self.settings.poll_timeout
@@ -398,7 +355,7 @@ class Worker:
         last: dict[PartitionState, Record] = {}
         for msg in msgs:
             if msg.error() is not None:
-                self._on_record_error(msg.error())
+                self.reports.record_error(msg.error())
                 continue
             state = states.get((msg.topic(), msg.partition()))
             if state is None or state.gated:
@@ -435,34 +392,3 @@ class Worker:
             partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions],
             assigned=len(self.states),
         )
-
-    # -- observability -----------------------------------------------------------------
-
-    def _set_lag(self, topic: str, partition: int, lag: int, seconds: float) -> None:
-        self.metrics.set_partition_lag(self.group, topic, partition, lag, seconds)
-
-    def _on_delivery(self, outcome: str, latency: float) -> None:
-        self.metrics.child(self.metrics.produced, outcome).inc()
-        self.metrics.produce_latency.observe(latency)
-
-    def _on_client_error(self, err: KafkaError) -> None:
-        # librdkafka reports a down broker once per connection attempt; say it once a while.
-        now = time.monotonic()
-        if now - self._error_seen.get(err.name(), -CLIENT_ERROR_EVERY) < CLIENT_ERROR_EVERY:
-            return
-        self._error_seen[err.name()] = now
-        log.warning("kafka client error", error=err.str(), code=err.name(), fatal=err.fatal())
-
-    def _on_record_error(self, err: KafkaError) -> None:
-        if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("consume error", error=err.str(), code=err.name())
-
-
-def _warn_abandoned(states: list[PartitionState], bound: float) -> None:
-    """Shutdown reached its bound: say what is left uncommitted (handled again later)."""
-    log.warning(
-        "shutdown timeout reached: in-flight events abandoned, not committed",
-        events=sum(s.tracker.pending for s in states),
-        partitions=[f"{s.topic}[{s.partition}]" for s in states],
-        timeout_s=bound,
-    )

@@ -73,6 +73,7 @@ class Producer:
         # here, in order, and the delivery thread feeds them in as reports free room.
         self._overflow: deque[Pending] = deque()
         self._overflow_lock = threading.Lock()
+        self._fatal_seen = False
         self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
         self._thread.start()
 
@@ -80,9 +81,20 @@ class Producer:
         # Delivery reports are served here, off the event loop; poll returns as soon as a
         # report arrives, so the 0.1 s bound only limits how fast close() is noticed.
         while not self._closed:
-            self._producer.poll(0.1 if not self._overflow else 0.005)
+            try:
+                self._producer.poll(0.1 if not self._overflow else 0.005)
+            except KafkaException as exc:  # a fatal producer error (fenced): reports stop
+                self._fatal(exc)
+                continue
             if self._overflow:
                 self._feed()
+
+    def _fatal(self, exc: KafkaException) -> None:
+        """The client raised from poll (fatal error): say it once, never spin on it."""
+        if not self._fatal_seen:
+            self._fatal_seen = True
+            RDKAFKA_LOG.error("producer failed for good: %s", redact(self.settings, str(exc)))
+        time.sleep(0.1)
 
     def _feed(self) -> None:
         """Move waiting records into librdkafka's queue while it has room (delivery thread)."""

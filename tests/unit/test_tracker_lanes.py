@@ -63,3 +63,25 @@ def test_lanes_serialise_per_lane_and_run_others_at_once() -> None:
     lanes.release("a")
     lanes.release("b")
     assert len(lanes) == 0
+
+
+def test_a_lane_of_thousands_of_jobs_released_at_once_does_not_recurse() -> None:
+    # A revoked partition's queued jobs release their lane as soon as they start: 10,000
+    # of them used to recurse release -> start -> release ... past the stack limit.
+    from streamkit.consumer.lanes import Lanes
+
+    started: list[int] = []
+
+    def start(job: int) -> None:
+        started.append(job)
+        if job >= 0:
+            lanes.release("lane")  # abandoned at once, like a job of a revoked partition
+
+    lanes: Lanes[int] = Lanes(start)
+    lanes.submit("lane", -1)  # runs now and keeps the lane busy
+    started.clear()
+    for job in range(10_000):
+        lanes.submit("lane", job)
+    lanes.release("lane")  # the first job finishes: every queued one starts and ends
+    assert started == list(range(10_000))
+    assert len(lanes) == 0
