@@ -17,8 +17,9 @@ def _no_orphan_services() -> Iterator[None]:
     while RUNNING:
         service = RUNNING.pop()
         if service.proc.poll() is None:
-            service.proc.kill()
-            service.proc.wait(10)
+            service.kill()
+        else:
+            service.wait(10)  # closes its log file
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

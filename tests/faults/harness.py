@@ -102,7 +102,7 @@ def dead_ids(msgs: Iterable[Any]) -> list[tuple[str, int]]:
     for msg in msgs:
         try:
             seq = int(json.loads(msg.value())["data"]["seq"])
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, RecursionError):
             continue
         ids.append(((msg.key() or b"-").decode("utf-8", "backslashreplace"), seq))
     return ids

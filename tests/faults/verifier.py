@@ -142,7 +142,7 @@ def verify(
     by_id = {(p.key, p.seq): p for p in produced}
     dead_ids = set(dead)
     copies = Counter((s.key, s.seq) for s in seen)
-    report = Report(scenario, len(produced), len(seen), len(dead_ids & by_id.keys()))
+    report = Report(scenario, len(produced), len(seen), len(dead_ids))
     report.per_key = {(p.partition, p.key): Counter() for p in produced}
     for ident, rec in by_id.items():
         if copies[ident] == 0 and ident not in dead_ids:

@@ -7,7 +7,7 @@ processes do not interleave. ``seq`` comes from the payload (``data["seq"]``).
 Event types: ``j.sync`` (plain sync), ``j.async``, ``j.block`` (``blocking=True``, sleeps
 ``data["sleep"]`` seconds first), and the poison ones: ``j.fail`` (always raises a
 non-retryable error: straight to the DLQ), ``j.nan`` (``raise Retry(delay=nan)``),
-``j.base`` (raises the BaseException subclass named by ``data["raise"]``), ``j.publish``
+``j.base`` (raises the BaseException subclass named by ``data["raise_"]``), ``j.publish``
 (publishes ``data["n"]`` events to ``data["to"]`` and awaits none of them).
 """
 
@@ -85,11 +85,12 @@ def on_nan(data: dict[str, Any], ctx: Context) -> None:
 
 @router.handler("j.base")
 def on_base(data: dict[str, Any], ctx: Context) -> None:
-    raise RAISES[str(data["raise"])](f"raised by the handler of seq {data.get('seq')}")
+    raise RAISES[str(data["raise_"])](f"raised by the handler of seq {data.get('seq')}")
 
 
 @router.handler("j.publish")
-def on_publish(data: dict[str, Any], ctx: Context) -> None:
+async def on_publish(data: dict[str, Any], ctx: Context) -> None:
+    journal(ctx, {"seq": -1})  # started
     for i in range(int(data["n"])):
         ctx.publish("j.sync", {"seq": i, "pad": "x" * 100}, topic=str(data["to"]))
     journal(ctx, data)
