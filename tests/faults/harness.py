@@ -155,6 +155,7 @@ class PrivateBroker:
         if jars.is_dir() and not (home / "jars").exists():
             (home / "jars").symlink_to(jars)
         self.env = {**os.environ, "KAFKA_LOCAL_HOME": str(home)}
+        self.bootstrap = ""  # set by the first `start`
 
     def run(self, *args: str, timeout: float = 180) -> str:
         """Run a kafka-local command; return its last stdout line; fail on non-zero exit."""
