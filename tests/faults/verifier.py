@@ -44,6 +44,7 @@ class Seen:
     offset: int
     key: str
     seq: int
+    pid: int = 0  # the process that handled it
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ def _where(p: Produced) -> str:
 
 
 def read_journal(path: Path) -> list[Seen]:
-    """The journal's ``topic partition offset key seq`` lines, in the order written."""
+    """The journal's ``topic partition offset key seq [pid]`` lines, in the order written."""
     if not path.exists():
         return []
     seen = []
@@ -126,7 +127,8 @@ def read_journal(path: Path) -> list[Seen]:
         parts = line.split(" ")
         if len(parts) >= 5:  # a SIGKILL may cut a line; O_APPEND writes are whole in practice
             topic, partition, offset, key, seq = parts[:5]
-            seen.append(Seen(topic, int(partition), int(offset), key, int(seq)))
+            pid = int(parts[5]) if len(parts) > 5 else 0
+            seen.append(Seen(topic, int(partition), int(offset), key, int(seq), pid))
     return seen
 
 
@@ -137,8 +139,13 @@ def verify(
     *,
     crashes: Sequence[Crash] = (),
     dead: Iterable[tuple[str, int]] = (),
+    order_per_process: bool = False,
 ) -> Report:
-    """Compare ``produced`` with ``seen`` (journal order); ``dead`` is (key, seq) in the DLQ."""
+    """Compare ``produced`` with ``seen`` (journal order); ``dead`` is (key, seq) in the DLQ.
+
+    ``order_per_process`` checks key order within each handling process only: for a member
+    that was frozen, whose in-memory work completes after its successor took over.
+    """
     by_id = {(p.key, p.seq): p for p in produced}
     dead_ids = set(dead)
     copies = Counter((s.key, s.seq) for s in seen)
@@ -158,7 +165,7 @@ def verify(
         if excess > 0:
             report.duplicated.append((rec, excess))
             report.per_key[(rec.partition, rec.key)]["duplicated"] += excess
-    report.out_of_order = _out_of_order(seen, crashes)
+    report.out_of_order = _out_of_order(seen, crashes, order_per_process)
     for key, _, _ in report.out_of_order:
         part = next(p.partition for p in produced if p.key == key)
         report.per_key[(part, key)]["out_of_order"] += 1
@@ -185,20 +192,23 @@ def _allowed_copies(
     return allowed
 
 
-def _out_of_order(seen: Sequence[Seen], crashes: Sequence[Crash]) -> list[tuple[str, int, int]]:
+def _out_of_order(
+    seen: Sequence[Seen], crashes: Sequence[Crash], per_process: bool
+) -> list[tuple[str, int, int]]:
     """Keys whose seq did not increase between two sightings in one crash-free stretch."""
     boundaries = sorted({c.journal_len for c in crashes})
-    last: dict[str, int] = {}
+    last: dict[tuple[str, int], int] = {}
     found: list[tuple[str, int, int]] = []
     next_boundary = 0
     for i, s in enumerate(seen):
         while next_boundary < len(boundaries) and i >= boundaries[next_boundary]:
             last.clear()  # after a crash a key starts again from its partition's commit
             next_boundary += 1
-        prev = last.get(s.key)
+        unit = (s.key, s.pid if per_process else 0)
+        prev = last.get(unit)
         if prev is not None and s.seq <= prev:
             found.append((s.key, prev, s.seq))
-        last[s.key] = s.seq
+        last[unit] = s.seq
     return found
 
 

@@ -1,6 +1,6 @@
 """A service that journals every record its handlers finish, for the fault verifier.
 
-Each finished record appends ``topic partition offset key seq`` to $STREAMKIT_TEST_OUT with
+Each finished record appends ``topic partition offset key seq pid`` to $STREAMKIT_TEST_OUT with
 one ``os.write`` on an O_APPEND descriptor: a line survives SIGKILL and lines of several
 processes do not interleave. ``seq`` comes from the payload (``data["seq"]``).
 
@@ -52,7 +52,7 @@ def journal(ctx: Context, data: dict[str, Any]) -> None:
         path = os.environ.get("STREAMKIT_TEST_OUT", os.devnull)
         _out["fd"] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     key = ctx.key.decode("utf-8", "backslashreplace").replace(" ", "_") if ctx.key else "-"
-    line = f"{ctx.topic} {ctx.partition} {ctx.offset} {key} {data.get('seq', -1)}\n"
+    line = f"{ctx.topic} {ctx.partition} {ctx.offset} {key} {data.get('seq', -1)} {os.getpid()}\n"
     os.write(_out["fd"], line.encode())
 
 
