@@ -8,7 +8,7 @@ Per source partition and key it reports records
 * duplicated -- seen more than once where no crash allows it: a clean stop or a rebalance
   allows none; a crash allows one more copy of each record at or after the partition's
   committed offset at that moment that was seen before it (delivered again after restart);
-* out of order -- a key's seq did not increase between two sightings with no crash between.
+* out of order -- a key's seq went down between two sightings with no crash between.
 
 :func:`verify` returns a :class:`Report`; its one-line ``summary`` is collected in
 :data:`SUMMARIES` and printed by the fault suite's terminal-summary hook.
@@ -195,7 +195,7 @@ def _allowed_copies(
 def _out_of_order(
     seen: Sequence[Seen], crashes: Sequence[Crash], per_process: bool
 ) -> list[tuple[str, int, int]]:
-    """Keys whose seq did not increase between two sightings in one crash-free stretch."""
+    """Keys whose seq went down between two sightings in one crash-free stretch."""
     boundaries = sorted({c.journal_len for c in crashes})
     last: dict[tuple[str, int], int] = {}
     found: list[tuple[str, int, int]] = []
@@ -206,7 +206,7 @@ def _out_of_order(
             next_boundary += 1
         unit = (s.key, s.pid if per_process else 0)
         prev = last.get(unit)
-        if prev is not None and s.seq <= prev:
+        if prev is not None and s.seq < prev:  # an equal seq is a duplicate, counted there
             found.append((s.key, prev, s.seq))
         last[unit] = s.seq
     return found
