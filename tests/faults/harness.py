@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,6 +50,46 @@ def produce_seq(
             result = delivery.result(60)
             out.append(Produced(result.partition, result.offset, key, seq))
     return out
+
+
+class SteadyProducer(threading.Thread):
+    """Publishes ``rate`` records a second in 10 ms slices until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: int, keys: int, **extra: Any) -> None:
+        super().__init__(daemon=True)
+        self.keys, self.extra = keys, extra
+        self.event_type = "j.async" if "sleep" in extra else "j.sync"
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+        self.topic, self.rate = topic, rate
+        self.sent: list[tuple[str, int, Any]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        seqs = [0] * self.keys
+        started, n = time.monotonic(), 0
+        while not self.halt.is_set():
+            due = int((time.monotonic() - started) * self.rate)
+            for _ in range(due - n):
+                k = n % self.keys
+                key = f"k{k}"
+                data = {"seq": seqs[k], **self.extra}
+                delivery = self.producer.publish(self.event_type, data, key=key, topic=self.topic)
+                self.sent.append((key, seqs[k], delivery))
+                seqs[k] += 1
+                n += 1
+            time.sleep(0.01)
+
+    def results(self) -> list[Produced]:
+        """Stop, flush, and return every record with where the broker stored it."""
+        self.halt.set()
+        self.join(10)
+        self.producer.flush(60)
+        out = []
+        for key, seq, delivery in self.sent:
+            r = delivery.result(60)
+            out.append(Produced(r.partition, r.offset, key, seq))
+        self.producer.close()
+        return out
 
 
 def journal_service(

@@ -16,59 +16,17 @@ import atexit
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamkit import Producer
-from tests.faults.harness import journal_service, kill_and_record, rss_kib
-from tests.faults.verifier import Crash, Produced, read_journal, verify
+from tests.faults.harness import SteadyProducer, journal_service, kill_and_record, rss_kib
+from tests.faults.verifier import Crash, read_journal, verify
 from tests.integration.helpers import RUNNING, Service, wait_until
 
-KEYS = 50
 PARTITIONS = 3
-
-
-class SteadyProducer(threading.Thread):
-    """Publishes ``rate`` records a second in 10 ms slices until stopped."""
-
-    def __init__(self, bootstrap: str, topic: str, rate: int) -> None:
-        super().__init__(daemon=True)
-        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-        self.topic, self.rate = topic, rate
-        self.sent: list[tuple[str, int, Any]] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        seqs = [0] * KEYS
-        started, n = time.monotonic(), 0
-        while not self.halt.is_set():
-            due = int((time.monotonic() - started) * self.rate)
-            for _ in range(due - n):
-                k = n % KEYS
-                key = f"k{k}"
-                delivery = self.producer.publish("j.sync", {"seq": seqs[k]}, key=key,
-                                                 topic=self.topic)  # fmt: skip
-                self.sent.append((key, seqs[k], delivery))
-                seqs[k] += 1
-                n += 1
-            time.sleep(0.01)
-
-    def results(self) -> list[Produced]:
-        """Stop, flush, and return every record with where the broker stored it."""
-        self.halt.set()
-        self.join(10)
-        self.producer.flush(60)
-        out = []
-        for key, seq, delivery in self.sent:
-            r = delivery.result(60)
-            out.append(Produced(r.partition, r.offset, key, seq))
-        self.producer.close()
-        return out
 
 
 def main(bootstrap: str) -> int:
@@ -82,7 +40,7 @@ def main(bootstrap: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="streamkit-soak-"))
     out = work / "journal.txt"
     print(f"soak: {seconds:.0f}s at {rate}/s, SIGKILL every {kill_every:.0f}s; topic {topic}")
-    producer = SteadyProducer(bootstrap, topic, rate)
+    producer = SteadyProducer(bootstrap, topic, rate, keys=50)
     producer.start()
     crashes: list[Crash] = []
     lives: list[list[int]] = []  # RSS samples (KiB) per service life

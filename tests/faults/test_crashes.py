@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import journal_service, kill_and_record, produce_seq, wait_seen
+from tests.faults.harness import (
+    SteadyProducer,
+    journal_service,
+    kill_and_record,
+    produce_seq,
+    wait_seen,
+)
 from tests.faults.verifier import Crash, read_journal, verify
 from tests.integration.helpers import Service, committed, end_offsets, wait_until
 
@@ -68,10 +74,9 @@ def test_rolling_restart_of_three_members_loses_and_repeats_nothing(
     kafka_bootstrap: str, make_topic, unique: str, tmp_path: Path
 ) -> None:
     # Contract: three members, each replaced in turn with SIGTERM (revoke commits before the
-    # hand-off) while records flow: no record lost, none handled twice, key order kept.
+    # hand-off) while records keep arriving: no record lost, none handled twice, key order
+    # kept.
     topic, group, out = make_topic("roll", partitions=6), f"g-{unique}", tmp_path / "j.txt"
-    produced = produce_seq(kafka_bootstrap, topic, keys=60, per_key=40, event_type="j.async",
-                           extra={"sleep": 0.01})  # fmt: skip
     small = {"STREAMKIT_BATCH_SIZE": "50", "STREAMKIT_MAX_BUFFERED": "100"}  # work stays queued
 
     def member() -> Service:
@@ -80,8 +85,49 @@ def test_rolling_restart_of_three_members_loses_and_repeats_nothing(
     members = [member() for _ in range(3)]
     for m in members:
         m.wait_ready()
+    producer = SteadyProducer(kafka_bootstrap, topic, 300, keys=60, sleep=0.01)
+    producer.start()
+    try:
+        for i in range(3):
+            target = len(read_journal(out)) + 300
+            wait_until(lambda t=target: len(read_journal(out)) >= t, 30, f"progress before {i}")
+            assert members[i].stop(30) == 0, members[i].log.read_text()[-2000:]
+            members[i] = member()
+            members[i].wait_ready()
+    finally:
+        produced = producer.results()
+    wait_seen(out, produced, 60)
+    for m in members:
+        assert m.stop(30) == 0
+    verify("rolling restart x3", produced, read_journal(out)).check()
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.xfail(
+    strict=False,  # seen in 2 of 5 runs: a strict marker would flip on the lucky ones
+    reason="found by this suite (issue 17): after an eager rebalance a member re-assigned a "
+    "partition handles its first batch again (50 duplicates in one process, revoke "
+    "committed nothing)",
+)
+def test_rolling_restart_over_a_backlog_repeats_nothing(
+    kafka_bootstrap: str, make_topic, unique: str, tmp_path: Path
+) -> None:
+    # Contract: as the rolling restart above, but over a backlog produced up front, so every
+    # rebalance hands over partitions with fetched, partly handled batches: still no record
+    # handled twice, none lost, key order kept.
+    topic, group, out = make_topic("rollb", partitions=6), f"g-{unique}", tmp_path / "j.txt"
+    produced = produce_seq(kafka_bootstrap, topic, keys=60, per_key=40, event_type="j.async",
+                           extra={"sleep": 0.01})  # fmt: skip
+    small = {"STREAMKIT_BATCH_SIZE": "50", "STREAMKIT_MAX_BUFFERED": "100"}
+
+    def member() -> Service:
+        return journal_service(kafka_bootstrap, group, topic, out, env=small)
+
+    members = [member() for _ in range(3)]
+    for m in members:
+        m.wait_ready()
     for i in range(3):
-        target = len(read_journal(out)) + 300
+        target = min(len(read_journal(out)) + 300, len(produced))
         wait_until(lambda t=target: len(read_journal(out)) >= t, 60, f"progress before {i}")
         assert members[i].stop(30) == 0, members[i].log.read_text()[-2000:]
         members[i] = member()
@@ -89,4 +135,4 @@ def test_rolling_restart_of_three_members_loses_and_repeats_nothing(
     wait_seen(out, produced, 90)
     for m in members:
         assert m.stop(30) == 0
-    verify("rolling restart x3", produced, read_journal(out)).check()
+    verify("rolling restart over a backlog", produced, read_journal(out)).check()
