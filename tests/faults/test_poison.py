@@ -33,7 +33,7 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.kafka
-SETTLE = 10  # seconds for the commit to pass the poison: a healthy worker needs about one
+SETTLE = 6  # seconds for the commit to pass the poison: a healthy worker needs about one
 
 
 def _alive(service: Service) -> None:

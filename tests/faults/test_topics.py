@@ -38,7 +38,9 @@ def _failing_before_topics(
     healthy = produce_seq(kafka_bootstrap, topic, keys=4, per_key=10)
     produce_seq(kafka_bootstrap, topic, keys=1, per_key=1, event_type="j.fail", key_prefix="f")
     healthy += produce_seq(kafka_bootstrap, topic, keys=4, per_key=10, key_prefix="b")
-    service = journal_service(kafka_bootstrap, group, topic, out)
+    # A producer learns a topic is missing after this long (default 30 s): keep the test short.
+    fast = ["-X", "topic.metadata.propagation.max.ms=1000"]
+    service = journal_service(kafka_bootstrap, group, topic, out, extra=fast)
     service.wait_ready(30)
 
     def undeliverable() -> bool:

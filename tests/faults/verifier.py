@@ -106,10 +106,15 @@ class Report:
             lines.append(f"  partition {partition} key {key}: {dict(counts)}")
         return "\n".join(lines)
 
-    def check(self) -> Report:
-        """Record the summary, print it, and fail the test with the details if not ok."""
+    def record(self) -> Report:
+        """Print the summary and keep it for the end of the run."""
         SUMMARIES.append(self.summary)
         print(self.summary, flush=True)
+        return self
+
+    def check(self) -> Report:
+        """Record the summary, and fail the test with the details if not ok."""
+        self.record()
         assert self.ok, self.details()
         return self
 
