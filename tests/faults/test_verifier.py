@@ -41,9 +41,11 @@ def test_a_crash_excuses_repeats_at_or_after_its_commit_only() -> None:
     assert [p.offset for p, _ in bad.duplicated] == [1]
 
 
-def test_key_order_is_checked_between_crashes() -> None:
+def test_a_record_first_handled_after_a_later_one_of_its_key_is_out_of_order() -> None:
     report = verify("order", PRODUCED, seen(0, 1, 4, 3, 2, 5))
     assert report.out_of_order == [("a", 2, 1)]
+    rewind = verify("rewind", PRODUCED, seen(0, 1, 2, 3, 2, 3, 4, 5), crashes=[Crash({0: 2}, 4)])
+    assert rewind.ok and rewind.out_of_order == []  # a redelivery from the commit
     per_process = seen(0, 1, 4, pid=1) + seen(3, 2, 5, pid=2)
     assert verify("zombie", PRODUCED, per_process, order_per_process=True).out_of_order == []
 

@@ -8,7 +8,8 @@ Per source partition and key it reports records
 * duplicated -- seen more than once where no crash allows it: a clean stop or a rebalance
   allows none; a crash allows one more copy of each record at or after the partition's
   committed offset at that moment that was seen before it (delivered again after restart);
-* out of order -- a key's seq went down between two sightings with no crash between.
+* out of order -- a record handled for the first time after a later record of its key
+  (going back to records already seen is a redelivery, judged as a duplicate).
 
 :func:`verify` returns a :class:`Report`; its one-line ``summary`` is collected in
 :data:`SUMMARIES` and printed by the fault suite's terminal-summary hook.
@@ -170,7 +171,7 @@ def verify(
         if excess > 0:
             report.duplicated.append((rec, excess))
             report.per_key[(rec.partition, rec.key)]["duplicated"] += excess
-    report.out_of_order = _out_of_order(seen, crashes, order_per_process)
+    report.out_of_order = _out_of_order(seen, order_per_process)
     for key, _, _ in report.out_of_order:
         part = next(p.partition for p in produced if p.key == key)
         report.per_key[(part, key)]["out_of_order"] += 1
@@ -197,22 +198,21 @@ def _allowed_copies(
     return allowed
 
 
-def _out_of_order(
-    seen: Sequence[Seen], crashes: Sequence[Crash], per_process: bool
-) -> list[tuple[str, int, int]]:
-    """Keys whose seq went down between two sightings in one crash-free stretch."""
-    boundaries = sorted({c.journal_len for c in crashes})
+def _out_of_order(seen: Sequence[Seen], per_process: bool) -> list[tuple[str, int, int]]:
+    """Records handled for the first time after a later record of their key.
+
+    A key going back to a record already seen is a redelivery (from the last commit, after
+    a crash, a rebalance or a broker restart), judged by the duplicate rule, not here.
+    """
     last: dict[tuple[str, int], int] = {}
+    before: set[tuple[str, int]] = set()
     found: list[tuple[str, int, int]] = []
-    next_boundary = 0
-    for i, s in enumerate(seen):
-        while next_boundary < len(boundaries) and i >= boundaries[next_boundary]:
-            last.clear()  # after a crash a key starts again from its partition's commit
-            next_boundary += 1
+    for s in seen:
         unit = (s.key, s.pid if per_process else 0)
         prev = last.get(unit)
-        if prev is not None and s.seq < prev:  # an equal seq is a duplicate, counted there
+        if prev is not None and s.seq < prev and (s.key, s.seq) not in before:
             found.append((s.key, prev, s.seq))
+        before.add((s.key, s.seq))
         last[unit] = s.seq
     return found
 
