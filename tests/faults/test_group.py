@@ -1,8 +1,9 @@
 """Group faults: commits that fail (a member frozen past its session), item 10's two reads.
 
 Item 10, first read (partitions assigned under backpressure are not paused): the buffer
-bound held in every run (peak = max_buffered), but in about 1 run of 3 the assign
-callback itself timed out (non-strict xfail until that is understood). Second read (an
+bound held in every run (peak = max_buffered), but in most runs the assignment deadlocks
+instead: stacks showed the loop thread in ``consumer.resume()`` (flow.check) while the poll
+thread, inside ``consume()``, ran ``on_assign`` and waited for the loop (30 s timeout). Second read (an
 abandoned blocking handler runs beside its redelivery): confirmed, strict xfail.
 """
 
@@ -94,10 +95,10 @@ def _gated_router(
 
 @pytest.mark.timeout(90)
 @pytest.mark.xfail(
-    strict=False,  # 1 run in 3: a strict marker would flip on the others
-    reason="found by this suite (issue 17 item 10): with cooperative-sticky, the assign "
-    "callback for partitions arriving under backpressure timed out after 30 s ('assign "
-    "callback failed', TimeoutError): the member never took them",
+    strict=False,  # 3 runs in 4: a strict marker would flip on the others
+    reason="found by this suite (issue 17 item 10): the loop thread calls consumer.resume() "
+    "(flow.check, backpressure off) while the poll thread sits in on_assign waiting for the "
+    "loop: both block until the 30 s assign timeout, and the new partitions are never set up",
 )
 def test_partitions_assigned_under_backpressure_are_paused(
     kafka_bootstrap: str, make_topic, unique: str
