@@ -3,8 +3,9 @@
 Item 10, first read (partitions assigned under backpressure are not paused): the buffer
 bound held in every run (peak = max_buffered), but in most runs the assignment deadlocks
 instead: stacks showed the loop thread in ``consumer.resume()`` (flow.check) while the poll
-thread, inside ``consume()``, ran ``on_assign`` and waited for the loop (30 s timeout). Second read (an
-abandoned blocking handler runs beside its redelivery): confirmed, strict xfail.
+thread, inside ``consume()``, ran ``on_assign`` and waited for the loop (30 s timeout).
+Second read (an abandoned blocking handler runs beside its redelivery): confirmed, strict
+xfail.
 """
 
 from __future__ import annotations
