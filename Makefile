@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts unit integration broker-start broker-stop bench bench-smoke clean
+.PHONY: demo test lint typecheck contracts unit integration broker-start broker-stop bench bench-smoke soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP) lint typecheck contracts
 	bootstrap=$$(scripts/kafka-local start | tail -n1); \
 	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
 	STREAMKIT_TEST_BOOTSTRAP=$$bootstrap $(BIN)/pytest -v --durations=10 $(PYTEST_ARGS)
+
+# Not in CI: SOAK_SECONDS (default 600) at SOAK_RATE/s with a SIGKILL every SOAK_KILL_EVERY s.
+soak: $(STAMP)
+	@set -euo pipefail; \
+	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \
+	bootstrap=$$(scripts/kafka-local start | tail -n1); \
+	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
+	$(BIN)/python -m tests.faults.soak $$bootstrap
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

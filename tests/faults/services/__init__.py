@@ -1,0 +1,1 @@
+"""Service modules the fault scenarios run with `streamkit run`."""
