@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
@@ -36,6 +37,7 @@ from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
 from streamkit.record import Headers, Record
 
 log = structlog.get_logger("streamkit.consumer")
+_referents = gc.get_referents
 
 
 class Dispatcher:
@@ -90,13 +92,19 @@ class Dispatcher:
     def take(self, msg: Record, state: PartitionState) -> bool:
         """Handle one polled record; False if ``gate`` held it back (a retry not yet due).
 
-        Headers are read exactly once per record: confluent-kafka raises SystemError for a
-        header name that is not UTF-8, and touching that record's headers again can crash
-        the interpreter. Such a record goes to the DLQ with its key and value as they are.
+        Headers are read exactly once per record: for a header name that is not UTF-8,
+        confluent-kafka (2.16) raises SystemError or UnicodeDecodeError, or returns a list
+        holding a NULL, and touching that record's headers again crashes the interpreter.
+        Such a record goes to the DLQ with its key and value as they are.
         """
         try:
             headers = msg.headers()
-        except SystemError:
+            # The same defect may instead hand back a list holding a NULL, with no error
+            # at all; gc sees only real items (115 ns), touching the NULL would crash.
+            broken = headers is not None and len(_referents(headers)) != len(headers)
+        except (SystemError, UnicodeDecodeError):  # which one varies: both mean the same
+            broken = True
+        if broken:
             bad = DecodeError("undecodable header name (not UTF-8)", raw=msg.value())
             self.failures.bad_input(msg, None, state, bad, 1)
             return True
@@ -148,7 +156,7 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             spec.fn(payload)
-        except Exception as exc:  # rare: take the general path with a Job
+        except BaseException as exc:  # rare: take the general path with a Job
             self.stats.duration(label, time.perf_counter() - started)
             job = Job(msg, state, spec, payload, meta[0], meta[1], meta[2], meta[3])
             state.begin(msg)
@@ -174,16 +182,18 @@ class Dispatcher:
         state.begin(msg)
         self._settle(job, ctx, error)
 
-    def _call_sync(self, job: Job, ctx: Context | None) -> Exception | None:
+    def _call_sync(self, job: Job, ctx: Context | None) -> BaseException | None:
         """Call a sync handler; its duration goes to the stats, its error is returned."""
-        error: Exception | None = None
+        error: BaseException | None = None
         started = time.perf_counter()
         try:
             if job.spec.wants_ctx:
                 job.spec.fn(job.payload, ctx)
             else:
                 job.spec.fn(job.payload)
-        except Exception as exc:  # a handler failure is data, not a crash
+        except BaseException as exc:  # a handler failure is data, not a crash: even a
+            # KeyboardInterrupt/SystemExit subclass raised by handler code (signals reach
+            # the worker through the loop's handlers, never as exceptions in handlers)
             error = exc
         self.stats.duration(job.spec.event_type, time.perf_counter() - started)
         return error
@@ -225,7 +235,7 @@ class Dispatcher:
         spec = job.spec
         ctx = self._context(job) if spec.wants_ctx or self._chain else None
         started = time.perf_counter()
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
             if ctx is not None and self._chain:
                 await self._chain.run(ctx, partial(self._invoke, job, ctx))
@@ -240,7 +250,7 @@ class Dispatcher:
             self.scheduler.task_ended(spec)
             self._release(job)
             raise
-        except Exception as exc:
+        except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
         self.scheduler.task_ended(spec)
         self.stats.duration(spec.event_type, time.perf_counter() - started)
@@ -263,7 +273,7 @@ class Dispatcher:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    def _settle(self, job: Job, ctx: Context | None, error: Exception | None) -> None:
+    def _settle(self, job: Job, ctx: Context | None, error: BaseException | None) -> None:
         """Record the outcome of a begun job and free its lane."""
         msg, state = job.msg, job.state
         if error is None and ctx is not None and not _all_done(ctx.pending_deliveries()):
@@ -289,7 +299,7 @@ class Dispatcher:
             self._release(job)
 
     async def _await_outputs(self, job: Job, ctx: Context) -> None:
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
             for delivery in ctx.pending_deliveries():
                 await delivery

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 5: blocking=True handlers hold shutdown past --shutdown-timeout "
-    "(non-daemon pool threads) and the handlers that finished are not committed",
-)
 def test_blocking_handler_cannot_hold_shutdown_past_the_timeout(
     kafka_bootstrap: str, make_topic, unique: str, tmp_path: Path
 ) -> None:
@@ -46,11 +41,6 @@ def test_blocking_handler_cannot_hold_shutdown_past_the_timeout(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 7: shutdown waits for the lag refresh (one watermark request per "
-    "partition, one after another)",
-)
 def test_idle_worker_with_many_partitions_exits_promptly(
     kafka_bootstrap: str, make_topic, unique: str, tmp_path: Path
 ) -> None:

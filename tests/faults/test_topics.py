@@ -76,11 +76,6 @@ def test_dlq_and_retry_topics_missing_then_created(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 9: streamkit_dead_letter_total counts a planned DLQ send, not an "
-    "acknowledged one",
-)
 def test_dead_letter_metric_counts_only_acknowledged_dead_letters(
     kafka_bootstrap: str, make_topic, unique: str, tmp_path: Path
 ) -> None:
