@@ -111,3 +111,59 @@ def make_topic(admin, unique: str) -> Iterator[Callable[..., str]]:  # type: ign
             # Already deleted by the test itself, or the broker is gone: nothing to clean.
             with contextlib.suppress(Exception):
                 future.result(30)
+
+
+# -- schema registry ----------------------------------------------------------------------
+
+
+class LocalRegistry:
+    """The registry of ``scripts/schema-registry-local``: its URL, and stop/start for
+    outage tests (its H2 file storage keeps schema ids over a restart)."""
+
+    def __init__(self, url: str, owned: bool) -> None:
+        self.url = url
+        self.owned = owned  # started by this session (or reused): we may stop it
+
+    def run(self, command: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "schema-registry-local"), command],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"schema-registry-local {command}: {done.stderr.strip()[-500:]}")
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[LocalRegistry]:
+    """A real schema registry (Apicurio, Confluent-compatible API) for the session.
+
+    ``STREAMKIT_TEST_SCHEMA_REGISTRY`` (a URL) if set, else ``scripts/schema-registry-local``
+    (stopped at the end if this session started it). Without one, registry tests fail
+    under CI (``CI=true``) and skip locally.
+    """
+    given = os.environ.get("STREAMKIT_TEST_SCHEMA_REGISTRY")
+    if given:
+        yield LocalRegistry(given, owned=False)
+        return
+    local = LocalRegistry("", owned=True)
+    was_running = _script_ok("status")
+    try:
+        local.url = local.run("start")
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"scripts/schema-registry-local start failed: {exc}"
+        if IN_CI:
+            pytest.fail(f"no schema registry: {reason}", pytrace=False)
+        pytest.skip(f"no schema registry: {reason}")
+    yield local
+    if not was_running:
+        local.run("stop")
+
+
+def _script_ok(command: str) -> bool:
+    script = ROOT / "scripts" / "schema-registry-local"
+    done = subprocess.run([str(script), command], capture_output=True, timeout=60, check=False)
+    return done.returncode == 0

@@ -67,7 +67,7 @@ class AvroCodec(RegistryCodec):
 
     def make_deserializer(self) -> Deserialize:
         """An ``AvroDeserializer`` reading with the writer's schema."""
-        return AvroDeserializer(self.client)  # type: ignore[no-any-return]
+        return AvroDeserializer(self.client, conf=self.deserializer_conf())  # type: ignore[no-any-return]
 
 
 def _converted(model: type[BaseModel]) -> str:

@@ -44,5 +44,7 @@ class JsonSchemaCodec(RegistryCodec):
 
     def make_deserializer(self) -> Deserialize:
         """A ``JSONDeserializer`` validating each body against its writer schema."""
-        deserializer: Any = JSONDeserializer(None, schema_registry_client=self.client)
+        deserializer: Any = JSONDeserializer(
+            None, schema_registry_client=self.client, conf=self.deserializer_conf()
+        )
         return deserializer  # type: ignore[no-any-return]

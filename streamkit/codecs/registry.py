@@ -53,6 +53,10 @@ Deserialize = Callable[[bytes, SerializationContext | None], Any]
 MAGIC = 0
 
 
+def _no_subject(ctx: Any, record_name: Any) -> None:
+    return None
+
+
 class RegistryUnavailableError(TransientDecodeError):
     """The schema registry did not answer (refused, timed out, 5xx, 429): retried later."""
 
@@ -128,6 +132,7 @@ class RegistryCodec:
                 f"subject_strategy must be one of {', '.join(_STRATEGIES)}, "
                 f"got {subject_strategy!r}"
             )
+        self._owns_client = not isinstance(registry, SchemaRegistryClient)
         self.client = registry_client(registry)
         self.models: dict[str, type[BaseModel]] = dict(models or {})
         self.auto_register = auto_register
@@ -160,6 +165,14 @@ class RegistryCodec:
     def make_deserializer(self) -> Deserialize:
         """confluent-kafka's deserializer (writer schema from the registry, by id)."""
         raise NotImplementedError
+
+    def deserializer_conf(self) -> dict[str, Any]:
+        """Deserializer settings: the writer's schema by id, no subject lookups.
+
+        confluent-kafka's default strategy may ask the registry for a subject per record;
+        a record's schema id is all we need, and it is cached.
+        """
+        return {"subject.name.strategy": _no_subject}
 
     def serializer_conf(self) -> dict[str, Any]:
         """Serializer settings: auto-registration and the subject name strategy."""
@@ -269,6 +282,11 @@ class RegistryCodec:
                 found = self._serializers.get(model) or self.make_serializer(model)
                 self._serializers[model] = found
         return found
+
+    def close(self) -> None:
+        """Close the registry client's connections (when this codec created the client)."""
+        if self._owns_client:
+            self.client.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(subject_strategy={self.subject_strategy!r})"
