@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,9 +151,12 @@ def schema_registry() -> Iterator[LocalRegistry]:
         yield LocalRegistry(given, owned=False)
         return
     local = LocalRegistry("", owned=True)
-    was_running = _script_ok("status")
+    was_running = _script_ok("status") and not _warm_start.get("started_by_us")
     try:
-        local.url = local.run("start")
+        warming = _warm_start.get("thread")
+        if isinstance(warming, threading.Thread):
+            warming.join(300)  # started at collection time, beside the first tests
+        local.url = local.run("start")  # reuses the warm one: immediate
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         reason = f"scripts/schema-registry-local start failed: {exc}"
         if IN_CI:
@@ -163,7 +167,31 @@ def schema_registry() -> Iterator[LocalRegistry]:
         local.run("stop")
 
 
-def _script_ok(command: str) -> bool:
+def _script_ok(command: str, timeout: float = 60) -> bool:
     script = ROOT / "scripts" / "schema-registry-local"
-    done = subprocess.run([str(script), command], capture_output=True, timeout=60, check=False)
+    done = subprocess.run([str(script), command], capture_output=True, timeout=timeout, check=False)
     return done.returncode == 0
+
+
+_warm_start: dict[str, object] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the registry in the background when registry tests were collected.
+
+    The JVM takes ~10 s to get ready; begun here, that overlaps the tests that run first.
+    """
+    if os.environ.get("STREAMKIT_TEST_SCHEMA_REGISTRY"):
+        return
+    if not any("schema_registry" in getattr(i, "fixturenames", ()) for i in session.items):
+        return
+    if _script_ok("status"):
+        return
+    _warm_start["started_by_us"] = True
+
+    def start() -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            _script_ok("start", timeout=600)
+
+    _warm_start["thread"] = thread = threading.Thread(target=start, daemon=True)
+    thread.start()
