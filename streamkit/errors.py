@@ -117,3 +117,12 @@ class Retry(Exception):
 
 class Skip(Exception):
     """Raise from a handler to drop this event on purpose (counted as ``skipped``)."""
+
+
+class TransientDecodeError(StreamkitError):
+    """A record could not be decoded *now* because a service it needs did not answer.
+
+    Not bad input: the schema registry being down or slow must not dead-letter good
+    records. The router turns it into a handler failure, so the record takes its handler's
+    retry path (a retry tier with backoff) and is decoded again later.
+    """

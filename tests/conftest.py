@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,3 +112,86 @@ def make_topic(admin, unique: str) -> Iterator[Callable[..., str]]:  # type: ign
             # Already deleted by the test itself, or the broker is gone: nothing to clean.
             with contextlib.suppress(Exception):
                 future.result(30)
+
+
+# -- schema registry ----------------------------------------------------------------------
+
+
+class LocalRegistry:
+    """The registry of ``scripts/schema-registry-local``: its URL, and stop/start for
+    outage tests (its H2 file storage keeps schema ids over a restart)."""
+
+    def __init__(self, url: str, owned: bool) -> None:
+        self.url = url
+        self.owned = owned  # started by this session (or reused): we may stop it
+
+    def run(self, command: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "schema-registry-local"), command],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"schema-registry-local {command}: {done.stderr.strip()[-500:]}")
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[LocalRegistry]:
+    """A real schema registry (Apicurio, Confluent-compatible API) for the session.
+
+    ``STREAMKIT_TEST_SCHEMA_REGISTRY`` (a URL) if set, else ``scripts/schema-registry-local``
+    (stopped at the end if this session started it). Without one, registry tests fail
+    under CI (``CI=true``) and skip locally.
+    """
+    given = os.environ.get("STREAMKIT_TEST_SCHEMA_REGISTRY")
+    if given:
+        yield LocalRegistry(given, owned=False)
+        return
+    local = LocalRegistry("", owned=True)
+    was_running = _script_ok("status") and not _warm_start.get("started_by_us")
+    try:
+        warming = _warm_start.get("thread")
+        if isinstance(warming, threading.Thread):
+            warming.join(300)  # started at collection time, beside the first tests
+        local.url = local.run("start")  # reuses the warm one: immediate
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"scripts/schema-registry-local start failed: {exc}"
+        if IN_CI:
+            pytest.fail(f"no schema registry: {reason}", pytrace=False)
+        pytest.skip(f"no schema registry: {reason}")
+    yield local
+    if not was_running:
+        local.run("stop")
+
+
+def _script_ok(command: str, timeout: float = 60) -> bool:
+    script = ROOT / "scripts" / "schema-registry-local"
+    done = subprocess.run([str(script), command], capture_output=True, timeout=timeout, check=False)
+    return done.returncode == 0
+
+
+_warm_start: dict[str, object] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the registry in the background when registry tests were collected.
+
+    The JVM takes ~10 s to get ready; begun here, that overlaps the tests that run first.
+    """
+    if os.environ.get("STREAMKIT_TEST_SCHEMA_REGISTRY"):
+        return
+    if not any("schema_registry" in getattr(i, "fixturenames", ()) for i in session.items):
+        return
+    if _script_ok("status"):
+        return
+    _warm_start["started_by_us"] = True
+
+    def start() -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            _script_ok("start", timeout=600)
+
+    _warm_start["thread"] = thread = threading.Thread(target=start, daemon=True)
+    thread.start()

@@ -10,6 +10,7 @@ from streamkit.cli.lag import lag
 from streamkit.cli.produce import produce
 from streamkit.cli.replay import replay
 from streamkit.cli.run import run
+from streamkit.cli.schemas import schemas
 from streamkit.cli.topics import topics
 
 
@@ -30,6 +31,7 @@ cli.add_command(replay)
 cli.add_command(dlq)
 cli.add_command(produce)
 cli.add_command(lag)
+cli.add_command(schemas)
 
 
 def main() -> None:

@@ -89,7 +89,13 @@ def event_record(
     ]
     if headers:
         all_headers.extend(headers)
-    value = codec.encode(event_type, data, event_id=event_id)
+    # A codec whose value depends on the topic (a schema registry's topic subject
+    # strategies) has ``encode_to``; the others need only the event.
+    encode_to = getattr(codec, "encode_to", None)
+    if encode_to is not None:
+        value = encode_to(topic, event_type, data, event_id=event_id)
+    else:
+        value = codec.encode(event_type, data, event_id=event_id)
     return OutgoingRecord(
         topic, value, key=as_key(key), headers=all_headers, kind="event", event_type=event_type
     )

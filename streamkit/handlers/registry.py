@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
-from streamkit.codecs.base import Codec, Decoder
+from streamkit.codecs.base import Codec, Decoder, Target
 from streamkit.codecs.json import BARE_JSON, JSON_ENVELOPE
 from streamkit.errors import ConfigError
 from streamkit.handlers.middleware import Middleware
@@ -219,6 +219,33 @@ class Router:
         input. ``headers`` are the record's, read once by the caller.
         """
         return resolve(self, record, headers, source)
+
+    def deferred(self, spec: HandlerSpec | None, exc: Exception) -> HandlerSpec:
+        """A stand-in for ``spec`` that raises ``exc``: a record that could not be decoded
+        yet (a :class:`~streamkit.errors.TransientDecodeError`) takes the retry path of
+        ``spec`` -- or of the catch-all / the router's policy when its type is unknown."""
+
+        def wait_for_decoder(payload: Any) -> None:
+            raise exc
+
+        base = spec or self.get(CATCH_ALL)
+        if base is not None:
+            return replace(
+                base, fn=wait_for_decoder, is_async=False, wants_ctx=False, blocking=False
+            )
+        return HandlerSpec(
+            event_type=UNKNOWN_EVENT_TYPE,
+            fn=wait_for_decoder,
+            is_async=False,
+            wants_ctx=False,
+            decode=self.codec.decoder(Target("bytes")),
+            codec=self.codec,
+            retry=self.default_retry,
+            ordering="key",
+            timeout=None,
+            blocking=False,
+            keep_key_order=False,
+        )
 
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""

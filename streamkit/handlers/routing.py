@@ -3,6 +3,10 @@
 Order: a topic handler of the record's (source) topic takes everything; else the
 ``event_type`` header, else the type the router's codec finds in the value; the handler of
 that type, else the catch-all (``"*"``), else ``on_unknown``.
+
+A :class:`~streamkit.errors.TransientDecodeError` (the schema registry did not answer) is
+not bad input: the record is handed to a stand-in handler that raises it, so it takes the
+retry path of its handler (or of the router, when the type was still unknown).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamkit.codecs.base import NOT_PARSED
 from streamkit.envelope import HEADER_EVENT_TYPE, header_str
-from streamkit.errors import DecodeError, UnknownEventType
+from streamkit.errors import DecodeError, TransientDecodeError, UnknownEventType
 from streamkit.record import Headers, Record
 
 if TYPE_CHECKING:
@@ -36,11 +40,13 @@ def resolve(
     if source is not None:
         by_topic = router.for_topic(source)
         if by_topic is not None:  # a foreign topic: no type needed, nothing parsed twice
-            payload, event_id = by_topic.decode(value, NOT_PARSED)
-            return by_topic, event_type or by_topic.event_type, payload, event_id
+            return _decode(router, by_topic, event_type or by_topic.event_type, value, NOT_PARSED)
     parsed: Any = NOT_PARSED
     if event_type is None:
-        event_type, parsed = router.codec.route(value)
+        try:
+            event_type, parsed = router.codec.route(value)
+        except TransientDecodeError as exc:
+            return router.deferred(None, exc), UNKNOWN_EVENT_TYPE, None, None
     spec = router.get(event_type) if event_type is not None else None
     if spec is None:
         spec = router.get(CATCH_ALL)
@@ -49,8 +55,17 @@ def resolve(
             return None
     if parsed is not NOT_PARSED and spec.codec.family != router.codec.family:
         parsed = NOT_PARSED  # parsed as another format: the handler's codec parses it
-    payload, event_id = spec.decode(value, parsed)
-    return spec, event_type or "", payload, event_id
+    return _decode(router, spec, event_type or "", value, parsed)
+
+
+def _decode(
+    router: Router, spec: HandlerSpec, event_type: str, value: bytes, parsed: Any
+) -> Resolved:
+    try:
+        payload, event_id = spec.decode(value, parsed)
+    except TransientDecodeError as exc:
+        return router.deferred(spec, exc), event_type, None, None
+    return spec, event_type, payload, event_id
 
 
 def _unclaimed(router: Router, event_type: str | None, value: bytes) -> None:
