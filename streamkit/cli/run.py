@@ -14,6 +14,7 @@ from streamkit.admin import check_partitions, check_topics, connect
 from streamkit.cli.common import friendly_errors, kafka_options, settings_overrides
 from streamkit.config import Settings
 from streamkit.consumer.runtime import Worker
+from streamkit.handlers.registry import Router
 from streamkit.loader import load_router
 from streamkit.observability.http import HealthState, serve_http
 from streamkit.observability.logging import configure_logging
@@ -77,6 +78,7 @@ def run(
     settings = Settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
     router = load_router(module)
+    _enable_tracing(router)
     worker = Worker(router, settings, metrics=Metrics(), health=HealthState(settings.stall_after))
     _preflight(worker)
     server = None
@@ -87,6 +89,14 @@ def run(
     finally:
         if server is not None:
             server.close()
+
+
+def _enable_tracing(router: Router) -> None:
+    """``STREAMKIT_TRACING=otlp``: trace every handler (needs the ``streamkit[otel]`` extra)."""
+    if os.environ.get("STREAMKIT_TRACING", "off").strip().lower() not in ("", "off", "none"):
+        from streamkit.observability.tracing import middleware_from_env
+
+        router.middleware.extend(middleware_from_env())
 
 
 def _preflight(worker: Worker) -> None:
