@@ -22,12 +22,12 @@ Context travels in W3C ``traceparent`` / ``tracestate`` / ``baggage`` record hea
   next attempt is a child of that send span and *links* the failed attempt, so every
   attempt is in the one trace. ``streamkit replay`` keeps both headers (it strips only
   the failure headers), so a replayed dead letter continues the trace as well.
-- The producer's context: ``link_mode="parent"`` (default) makes the ``process`` span a
-  child of it *and* links it. The conventions require the link (a batch can have many
-  producers) and allow the parent for a single message, which is what a handler call is;
-  the parent is what puts request, handler and follow-up events in one trace in every
-  backend. ``link_mode="link"`` starts a new trace per event, linked to the producer's,
-  for very fan-out-heavy topologies; retries and replays still continue their own trace.
+- The producer's context: ``link_mode="parent"`` (default) makes the ``process`` span its
+  child. The conventions allow the parent when one message is processed, which is what a
+  handler call is (links are for batches, where one span has many producers), and the
+  parent is what puts request, handler and follow-up events in one trace in every backend.
+  ``link_mode="link"`` starts a new trace per event with a link to the producer's span,
+  for very fan-out-heavy flows; retries and replays still continue their own trace.
 
 Handler log lines carry ``trace_id`` and ``span_id`` (bound with ``structlog.contextvars``
 for the handler call; :func:`add_trace_ids` does the same as a structlog processor).
@@ -45,6 +45,7 @@ import structlog
 from streamkit import envelope as env
 from streamkit.errors import ConfigError, Skip
 from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.observability.stats import EXEMPLAR_TRACE_ID
 from streamkit.record import Headers, OutgoingRecord
 from streamkit.retry.failures import error_message
 
@@ -185,6 +186,17 @@ def _fail_span(span: Span, exc: Exception) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {text}"))
 
 
+def _exemplar(span: Span) -> None:
+    """Let this call's duration carry the trace id as an exemplar (sampled traces only).
+
+    Not reset when the scope ends: the duration is recorded just after it, in the same
+    task (each handler call under middleware runs in a task of its own).
+    """
+    span_context = span.get_span_context()
+    sampled = span_context.is_valid and span_context.trace_flags.sampled
+    EXEMPLAR_TRACE_ID.set(f"{span_context.trace_id:032x}" if sampled else None)
+
+
 @contextmanager
 def _log_ids(span: Span, enabled: bool) -> Iterator[None]:
     """``trace_id``/``span_id`` on the handler's structlog lines, for this call only."""
@@ -229,12 +241,14 @@ class Tracing(Middleware):
         """A CONSUMER ``process`` span around the handler, current while it runs."""
         extracted = self._propagator.extract(ctx.headers, getter=_GET)
         producer = trace.get_current_span(extracted).get_span_context()
-        links = [Link(producer)] if producer.is_valid else []
         failed = _failed_span_context(ctx.headers)
-        if failed is not None:
-            links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
         # A retry or a replay is the same piece of work: it always continues its trace.
         parent = extracted if failed is not None or self.link_mode == "parent" else None
+        # The producer's span is the parent or a link, not both: a link to one's own parent
+        # says nothing more, and Jaeger then shows the parent edge as a mere FOLLOWS_FROM.
+        links = [Link(producer)] if parent is None and producer.is_valid else []
+        if failed is not None:
+            links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
         span = self._tracer.start_span(
             f"process {ctx.topic}",
             context=parent if parent is not None else otel_context.Context(),
@@ -243,6 +257,7 @@ class Tracing(Middleware):
             links=links,
         )
         current = trace.set_span_in_context(span, extracted)  # keeps the baggage
+        _exemplar(span)
         ctx.state[_STATE_CONTEXT] = current
         token = otel_context.attach(current)
         try:

@@ -120,7 +120,7 @@ async def test_process_and_send_spans_follow_the_conventions_in_one_trace(
         _id(produce),
         _id(process),
     )
-    assert [link.context.span_id for link in process.links] == [_id(produce)]
+    assert process.links == ()  # the producer's span is the parent, not also a link
     assert process.kind is SpanKind.CONSUMER and publish.kind is SpanKind.PRODUCER
     assert dict(process.attributes or {}) == {
         "messaging.system": "kafka",
@@ -184,7 +184,7 @@ async def test_retried_attempts_are_one_trace_each_linked_to_the_failed_one(
     for failed, send, later in zip(process[:2], retry_sends, process[1:], strict=True):
         assert _parent(send) == _id(failed)  # the retry record is sent from the failed attempt
         assert _parent(later) == _id(send)
-        assert _id(failed) in [link.context.span_id for link in later.links]
+        assert [link.context.span_id for link in later.links] == [_id(failed)]
         assert (send.attributes or {})["streamkit.record.kind"] == "retry"
 
 
@@ -223,7 +223,7 @@ async def test_a_dead_letter_keeps_the_trace_and_its_replay_continues_it(
     assert replayed.status.status_code is StatusCode.UNSET
     assert replayed.context.trace_id == trace_id  # type: ignore[union-attr]
     assert _parent(replayed) == _id(dlq_send)
-    assert last_failed in [link.context.span_id for link in replayed.links]
+    assert [link.context.span_id for link in replayed.links] == [last_failed]
 
 
 @_sync
@@ -332,3 +332,26 @@ def test_without_the_extra_streamkit_imports_no_opentelemetry_and_says_what_to_i
     assert done.stdout.strip() == (
         "tracing needs the OpenTelemetry packages: pip install 'streamkit[otel]'"
     )
+
+
+def test_a_traced_duration_is_an_exemplar_of_its_bucket_and_every_call_is_counted() -> None:
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    from streamkit.observability.metrics import Metrics
+    from streamkit.observability.stats import EXEMPLAR_TRACE_ID, BatchStats
+
+    metrics = Metrics()
+    stats = BatchStats(metrics, "g")
+    stats.duration("plain", 0.003)  # no trace: no exemplar
+    for trace_id, seconds in (("a" * 32, 0.002), ("b" * 32, 0.0021), ("c" * 32, 2.0)):
+        token = EXEMPLAR_TRACE_ID.set(trace_id)
+        stats.duration("traced", seconds)
+        EXEMPLAR_TRACE_ID.reset(token)
+    stats.flush()
+    text = generate_latest(metrics.registry).decode()
+    exemplars = [line for line in text.splitlines() if "# {" in line]
+    assert len(exemplars) == 2, exemplars  # one per bucket: the latest of 0.002/0.0021, 2.0
+    assert any('trace_id="' + "b" * 32 in line and 'le="0.0025"' in line for line in exemplars)
+    assert any('trace_id="' + "c" * 32 in line for line in exemplars)
+    assert 'streamkit_handler_duration_seconds_count{event_type="traced"} 3.0' in text
+    assert 'streamkit_handler_duration_seconds_count{event_type="plain"} 1.0' in text
