@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,16 @@ from opentelemetry.trace import SpanKind
 from streamkit import Context, FixedBackoff, Producer, RetryPolicy, Router
 from streamkit.observability.tracing import Tracing, traced_headers
 from tests.integration.cli_helpers import run_cli
-from tests.integration.helpers import Service, ensure_failure_topics, read_all, wait_until
+from tests.integration.helpers import (
+    Service,
+    ensure_failure_topics,
+    produce_events,
+    read_all,
+    wait_until,
+)
 from tests.integration.inproc import RunningWorker, settings
 from tests.integration.jaeger import Jaeger, jaeger
+from tests.integration.prom import PrometheusServer
 from tests.integration.services.traced import router as invoices_router
 
 __all__ = ["jaeger"]  # the session fixture, used by name below
@@ -242,3 +250,53 @@ def test_dead_lettered_then_replayed_event_stays_one_trace(
     assert replayed["links"] == [failed[1]["id"]]
     _one(spans, f"send {invoices}")  # and the fixed handler's follow-up is in it too
     assert len(spans) == 8  # POST, send, 2 failed, retry send, DLQ send, replayed, follow-up
+
+
+@pytest.mark.timeout(120)
+def test_prometheus_stores_trace_id_exemplars_that_jaeger_knows(
+    kafka_bootstrap: str, jaeger: Jaeger, make_topic: Any, unique: str, tmp_path: Path
+) -> None:
+    invoices, billing = make_topic("invoices", partitions=1), f"billing-{unique}"
+    ensure_failure_topics(kafka_bootstrap, invoices_router, invoices, billing)
+    service = Service(
+        "tests.integration.services.traced",
+        bootstrap=kafka_bootstrap,
+        group=billing,
+        topics=[invoices],
+        out=tmp_path / "invoices",
+        env={
+            "STREAMKIT_TRACING": "otlp",
+            "OTEL_SERVICE_NAME": f"invoices-{unique}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+    )
+    service.wait_ready()
+    events = [("invoice.requested", {"order_id": f"o{i}"}, f"o{i}") for i in range(20)]
+    started = time.time()
+    produce_events(kafka_bootstrap, invoices, events)
+    targets = [f"127.0.0.1:{service.port}"]
+    with PrometheusServer(tmp_path / "prom", targets, [], features=("exemplar-storage",)) as prom:
+        prom.wait_ready()
+
+        def exemplar_ids() -> set[str]:
+            answer = prom.api(
+                "query_exemplars",
+                query="streamkit_handler_duration_seconds_bucket",
+                start=str(started - 60),
+                end=str(time.time() + 60),
+            )
+            assert answer["status"] == "success", answer
+            return {
+                e["labels"]["trace_id"]
+                for series in answer["data"]
+                for e in series["exemplars"]
+                if "trace_id" in e["labels"]
+            }
+
+        ids = wait_until(exemplar_ids, 30, "trace-id exemplars in Prometheus", every=0.5)
+    for trace_id in ids:
+        trace = wait_until(lambda t=trace_id: jaeger.trace(t), 30, f"trace {trace_id} in Jaeger")
+        names = [s["operationName"] for s in trace["spans"]]
+        assert names == [f"process {invoices}"], names
+    assert service.stop() == 0

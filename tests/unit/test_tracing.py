@@ -355,3 +355,26 @@ def test_a_traced_duration_is_an_exemplar_of_its_bucket_and_every_call_is_counte
     assert any('trace_id="' + "c" * 32 in line for line in exemplars)
     assert 'streamkit_handler_duration_seconds_count{event_type="traced"} 3.0' in text
     assert 'streamkit_handler_duration_seconds_count{event_type="plain"} 1.0' in text
+
+
+def test_the_dashboard_shows_exemplars_and_grafana_links_their_trace_id() -> None:
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+    dashboard = json.loads((deploy / "dashboards" / "streamkit.json").read_text())
+    with_exemplars = [
+        panel["title"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if target.get("exemplar") and "streamkit_handler_duration_seconds" in target["expr"]
+    ]
+    assert with_exemplars == ["Handler p99 by event type"]
+    sources = yaml.safe_load(
+        (deploy / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )
+    [destination] = sources["datasources"][0]["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination["name"] == "trace_id"  # the exemplar label BatchStats writes
+    assert "${__value.raw}" in destination["url"]
