@@ -105,7 +105,7 @@ class Worker:
     async def run(self) -> None:
         """Join the group and handle events until :meth:`stop`."""
         loop = asyncio.get_running_loop()
-        self.metrics.prime(self.group)
+        self.metrics.prime(self.group, self.sources, [h.event_type for h in self.router.handlers()])
         self.producer = Producer(
             self.settings.producer_settings(),
             topics=self.router.publish_topics | self.settings.publish_topics,
