@@ -29,15 +29,15 @@ Context travels in W3C ``traceparent`` / ``tracestate`` / ``baggage`` record hea
   ``link_mode="link"`` starts a new trace per event with a link to the producer's span,
   for very fan-out-heavy flows; retries and replays still continue their own trace.
 
-Handler log lines carry ``trace_id`` and ``span_id`` (bound with ``structlog.contextvars``
-for the handler call; :func:`add_trace_ids` does the same as a structlog processor).
+Log lines written while a span is current carry ``trace_id`` and ``span_id``: the
+:func:`add_trace_ids` structlog processor, which ``streamkit run``'s logging setup runs
+(add it to your own structlog processors if you configure structlog yourself).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -84,6 +84,7 @@ _STATE_CONTEXT = "otel.context"  # ctx.state key: the handler call's OpenTelemet
 _SPAN_ERROR_CHARS = 200
 _W3C = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 _TRACEPARENT = TraceContextTextMapPropagator()
+_EMPTY = otel_context.Context()
 
 
 class _HeaderGetter(Getter[Headers]):
@@ -193,24 +194,10 @@ def _exemplar(span: Span) -> None:
     task (each handler call under middleware runs in a task of its own).
     """
     span_context = span.get_span_context()
-    sampled = span_context.is_valid and span_context.trace_flags.sampled
-    EXEMPLAR_TRACE_ID.set(f"{span_context.trace_id:032x}" if sampled else None)
-
-
-@contextmanager
-def _log_ids(span: Span, enabled: bool) -> Iterator[None]:
-    """``trace_id``/``span_id`` on the handler's structlog lines, for this call only."""
-    span_context = span.get_span_context()
-    if not enabled or not span_context.is_valid:
-        yield
-        return
-    tokens = structlog.contextvars.bind_contextvars(
-        trace_id=f"{span_context.trace_id:032x}", span_id=f"{span_context.span_id:016x}"
-    )
-    try:
-        yield
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+    if span_context.trace_flags.sampled:
+        EXEMPLAR_TRACE_ID.set(f"{span_context.trace_id:032x}")
+    elif EXEMPLAR_TRACE_ID.get() is not None:
+        EXEMPLAR_TRACE_ID.set(None)
 
 
 class Tracing(Middleware):
@@ -218,8 +205,7 @@ class Tracing(Middleware):
 
     ``tracer_provider``: where spans go (default: the global provider). ``link_mode``:
     ``"parent"`` (default) or ``"link"`` for the producer's context. ``propagator``:
-    default W3C trace context and baggage. ``log_ids``: bind ``trace_id``/``span_id``
-    for structlog lines written in handlers.
+    default W3C trace context and baggage.
     """
 
     def __init__(
@@ -228,18 +214,17 @@ class Tracing(Middleware):
         *,
         link_mode: LinkMode = "parent",
         propagator: TextMapPropagator | None = None,
-        log_ids: bool = True,
     ) -> None:
         if link_mode not in ("parent", "link"):
             raise ConfigError(f"link_mode must be 'parent' or 'link', not {link_mode!r}")
         self.link_mode = link_mode
-        self.log_ids = log_ids
         self._propagator = propagator or _W3C
+        self._fields = frozenset(self._propagator.fields)
         self._tracer: Tracer = trace.get_tracer("streamkit", tracer_provider=tracer_provider)
 
     async def handle(self, ctx: Context, call_next: CallNext) -> None:
         """A CONSUMER ``process`` span around the handler, current while it runs."""
-        extracted = self._propagator.extract(ctx.headers, getter=_GET)
+        extracted = self._extract(ctx.headers)
         producer = trace.get_current_span(extracted).get_span_context()
         failed = _failed_span_context(ctx.headers)
         # A retry or a replay is the same piece of work: it always continues its trace.
@@ -251,7 +236,7 @@ class Tracing(Middleware):
             links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
         span = self._tracer.start_span(
             f"process {ctx.topic}",
-            context=parent if parent is not None else otel_context.Context(),
+            context=parent if parent is not None else _EMPTY,
             kind=SpanKind.CONSUMER,
             attributes=_process_attributes(ctx),
             links=links,
@@ -261,8 +246,7 @@ class Tracing(Middleware):
         ctx.state[_STATE_CONTEXT] = current
         token = otel_context.attach(current)
         try:
-            with _log_ids(span, self.log_ids):
-                await call_next()
+            await call_next()
         except Skip:
             span.set_attribute("streamkit.outcome", "skipped")
             raise
@@ -272,6 +256,14 @@ class Tracing(Middleware):
         finally:
             otel_context.detach(token)
             span.end()
+
+    def _extract(self, headers: Headers) -> otel_context.Context:
+        """The producer's context from ``headers``; most records of a busy topic may have
+        none, so look before paying for the propagator."""
+        fields = self._fields
+        if any(name in fields for name, _ in headers):
+            return self._propagator.extract(headers, getter=_GET)
+        return _EMPTY
 
     def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
         """A PRODUCER ``send`` span for ``record``; its context goes into the headers."""
