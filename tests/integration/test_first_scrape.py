@@ -16,7 +16,7 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.mark.timeout(90)
-def test_every_query_answers_within_one_scrape_of_start_up_before_any_event(
+def test_every_query_answers_within_seconds_of_start_up_before_any_event(
     kafka_bootstrap: str, make_topic: Any, unique: str, tmp_path: Path
 ) -> None:
     topic, group = make_topic("quiet", partitions=2), f"g-{unique}"
