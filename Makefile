@@ -29,6 +29,8 @@ contracts: $(STAMP)
 # The whole suite against a real broker that this target starts and stops again.
 test: $(STAMP) lint typecheck contracts
 	@scripts/install-prometheus >/dev/null
+	@# Jaeger for the tracing e2e tests: built once per machine (~6 min), then cached.
+	@scripts/jaeger-local build >/dev/null || echo "no Jaeger build: tracing e2e tests skip (fail under CI)" >&2
 	@set -euo pipefail; \
 	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \
 	bootstrap=$$(scripts/kafka-local start | tail -n1); \

@@ -7,6 +7,7 @@ so per-event log lines, if any, are paid for as in production.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any
 
@@ -42,6 +43,10 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())
     router.add("order.created", fn, **options)
+    if os.environ.get("STREAMKIT_TRACING", "off") != "off":  # tracing overhead runs
+        from streamkit.observability.tracing import middleware_from_env
+
+        router.middleware.extend(middleware_from_env())
     settings = Settings(
         bootstrap_servers=spec["bootstrap"],
         group_id=spec["group"],

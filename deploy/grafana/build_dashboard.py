@@ -46,6 +46,7 @@ class Query:
 
     expr: str
     legend: str
+    exemplars: bool = False  # show trace-id exemplars (streamkit[otel] tracing on)
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ ROWS: tuple[RowSpec, ...] = (
             "Handler p99 by event type",
             (Query("histogram_quantile(0.99, "
                    f"{_buckets('streamkit_handler_duration_seconds', 'le, event_type')})",
-                   "{{event_type}}"),),
+                   "{{event_type}}", exemplars=True),),
             unit="s",
+            description="With tracing on, the dots are exemplars: a handler call's duration "
+            "and trace id; click one to open its trace.",
         ),
     )),
     RowSpec("Retries and dead letters", (
@@ -216,13 +219,14 @@ ROWS: tuple[RowSpec, ...] = (
 
 
 def _target(ref_id: str, query: Query) -> prometheus.Dataquery:
-    return (
+    target = (
         prometheus.Dataquery()
         .ref_id(ref_id)
         .expr(query.expr)
         .legend_format(query.legend)
         .datasource(DATASOURCE)
     )
+    return target.exemplar(True) if query.exemplars else target
 
 
 def _timeseries() -> timeseries.Panel:

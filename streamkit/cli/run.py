@@ -18,6 +18,7 @@ from streamkit.cli.run_options import LOG_LEVELS, env_default, settings_flags
 from streamkit.config import Settings
 from streamkit.consumer.runtime import Worker
 from streamkit.errors import ConfigError
+from streamkit.handlers.registry import Router
 from streamkit.loader import load_router
 from streamkit.observability.http import HealthState, HttpServerHandle, serve_http
 from streamkit.observability.logging import configure_logging
@@ -66,6 +67,7 @@ def run(
     settings = Settings(**overrides)
     configure_logging(settings.log_format, _log_level(settings.log_level))
     router = load_router(module)
+    _enable_tracing(router)
     health = _AnnouncingHealth(settings.stall_after)
     worker = Worker(router, settings, metrics=Metrics(), health=health)
     _preflight(worker)
@@ -87,6 +89,14 @@ def _log_level(level: str) -> str:
             f"use one of {', '.join(LOG_LEVELS)}"
         )
     return upper
+
+
+def _enable_tracing(router: Router) -> None:
+    """``STREAMKIT_TRACING=otlp``: trace every handler (needs the ``streamkit[otel]`` extra)."""
+    if os.environ.get("STREAMKIT_TRACING", "off").strip().lower() not in ("", "off", "none"):
+        from streamkit.observability.tracing import middleware_from_env
+
+        router.middleware.extend(middleware_from_env())
 
 
 def _preflight(worker: Worker) -> None:

@@ -108,7 +108,7 @@ class Worker:
     async def run(self) -> None:
         """Join the group and handle events until :meth:`stop`."""
         loop = asyncio.get_running_loop()
-        self.metrics.prime(self.group)
+        self.metrics.prime(self.group, self.sources, [h.event_type for h in self.router.handlers()])
         self.producer = Producer(
             self._producer_conf(),
             topics=self.router.publish_topics | self.settings.publish_topics,

@@ -28,6 +28,7 @@ def configure_logging(
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -57,6 +58,21 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _trace_ids(
+    logger: object, name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """``trace_id``/``span_id`` of the current span, once tracing is loaded.
+
+    Looks the module up instead of importing it: without tracing (or the otel extra) a
+    log line pays one dict lookup, and OpenTelemetry is never imported.
+    """
+    tracing = sys.modules.get("streamkit.observability.tracing")
+    if tracing is None:
+        return event_dict
+    with_ids: structlog.typing.EventDict = tracing.add_trace_ids(logger, name, event_dict)
+    return with_ids
 
 
 def _identity(

@@ -11,6 +11,7 @@ the series count with traffic.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Literal, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -85,6 +86,9 @@ _COMMIT_OUTCOMES: tuple[CommitOutcome, ...] = ("ok", "failed")
 _REBALANCE_KINDS: tuple[RebalanceKind, ...] = ("assigned", "revoked", "lost")
 _PUBLISH_TARGETS: tuple[PublishTarget, ...] = ("retry", "dlq")
 _PRODUCE_OUTCOMES: tuple[ProduceOutcome, ...] = ("ok", "failed")
+_EVENT_OUTCOMES: tuple[EventOutcome, ...] = ("ok", "skipped", "retried", "dead_lettered")
+# What bad input is dead-lettered as: known before any error, so its series exist from start.
+_STREAMKIT_ERROR_TYPES = ("DecodeError", "SchemaError", "UnknownEventType")
 
 
 class Metrics:
@@ -222,12 +226,17 @@ class Metrics:
             registry=reg,
         )
 
-    def prime(self, group: str) -> None:
-        """Create the zero-valued series of every bounded label set for ``group``.
+    def prime(
+        self, group: str, topics: Iterable[str] = (), event_types: Iterable[str] = ()
+    ) -> None:
+        """Create the zero-valued series of every label set known at start for ``group``.
 
         A counter series that first appears with value 1 shows no ``increase()`` in
-        Prometheus, so the first commit or publish failure would never alert.
+        Prometheus, so the first commit or publish failure would never alert; and a panel
+        or alert on a series that does not exist yet sees nothing at all. ``topics`` (the
+        source topics) and ``event_types`` (the handlers' labels) prime the event series.
         """
+        self._prime_events(group, tuple(topics), tuple(event_types))
         for commit_outcome in _COMMIT_OUTCOMES:
             self.commits.labels(group, commit_outcome)
         for kind in _REBALANCE_KINDS:
@@ -243,6 +252,18 @@ class Metrics:
         self.inflight.labels(group).set(0)
         self.assigned_partitions.labels(group).set(0)
         self.ready.labels(group).set(0)
+
+    def _prime_events(self, group: str, topics: tuple[str, ...], types: tuple[str, ...]) -> None:
+        for topic in topics:
+            self.decode_errors.labels(group, topic)
+            for event_type in (*types, UNKNOWN_EVENT_TYPE):  # bad input counts as unknown
+                for outcome in _EVENT_OUTCOMES:
+                    self.events.labels(group, topic, event_type, outcome)
+        for event_type in types:
+            self.handler_duration.labels(event_type)
+            self.retries.labels(group, event_type)
+        for error_type in _STREAMKIT_ERROR_TYPES:
+            self.dead_letters.labels(group, error_type)
 
     def child(self, metric: _M, *labelvalues: str) -> _M:
         """Return ``metric.labels(*labelvalues)``, cached for this Metrics instance."""

@@ -10,21 +10,37 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections import defaultdict
+from contextvars import ContextVar
 from typing import Any
 
-from streamkit.observability.metrics import Metrics
+from streamkit.observability.metrics import HANDLER_DURATION_BUCKETS, Metrics
+
+# The trace id of the handler call whose duration is recorded next in this context; set by
+# the tracing middleware (observability/tracing.py), None without tracing.
+EXEMPLAR_TRACE_ID: ContextVar[str | None] = ContextVar("streamkit_exemplar_trace", default=None)
 
 
 class BatchStats:
     """Counts and durations gathered between two flushes."""
 
-    __slots__ = ("_counts", "_decode", "_durations", "_failures", "_group", "_metrics", "_publish")
+    __slots__ = (
+        "_counts",
+        "_decode",
+        "_durations",
+        "_exemplars",
+        "_failures",
+        "_group",
+        "_metrics",
+        "_publish",
+    )
 
     def __init__(self, metrics: Metrics, group: str) -> None:
         self._metrics = metrics
         self._group = group
         self._counts: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._durations: defaultdict[str, list[float]] = defaultdict(list)
+        # One traced duration per (event type, bucket) and flush: exemplars for the panel.
+        self._exemplars: dict[tuple[str, int], tuple[float, str]] = {}
         self._failures: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._decode: defaultdict[str, int] = defaultdict(int)
         self._publish: defaultdict[str, int] = defaultdict(int)
@@ -35,7 +51,15 @@ class BatchStats:
 
     def duration(self, event_type: str, seconds: float) -> None:
         """One handler run took ``seconds``."""
-        self._durations[event_type].append(seconds)
+        trace_id = EXEMPLAR_TRACE_ID.get()
+        if trace_id is None:
+            self._durations[event_type].append(seconds)
+            return
+        bucket = bisect_left(HANDLER_DURATION_BUCKETS, seconds)
+        previous = self._exemplars.get((event_type, bucket))
+        if previous is not None:  # the bucket keeps the latest trace; the count is exact
+            self._durations[event_type].append(previous[0])
+        self._exemplars[(event_type, bucket)] = (seconds, trace_id)
 
     def failure(self, kind: str, event_type: str, error_type: str) -> None:
         """One event went to a retry tier (``kind`` retry) or the DLQ."""
@@ -60,6 +84,8 @@ class BatchStats:
             m.child(m.events, group, topic, event_type, outcome).inc(n)
         for event_type, values in self._durations.items():
             observe_many(m.handler_duration_child(event_type), values)
+        for (event_type, _), (seconds, trace_id) in self._exemplars.items():
+            m.handler_duration_child(event_type).observe(seconds, {"trace_id": trace_id})
         for (kind, event_type, etype), n in self._failures.items():
             if kind == "retry":
                 m.child(m.retries, group, event_type).inc(n)
@@ -74,6 +100,7 @@ class BatchStats:
     def _clear(self) -> None:
         for table in (self._counts, self._durations, self._failures, self._decode, self._publish):
             table.clear()
+        self._exemplars.clear()
 
 
 def observe_many(histogram: Any, values: list[float]) -> None:

@@ -43,7 +43,12 @@ class PrometheusServer:
     """
 
     def __init__(
-        self, workdir: Path, targets: list[str], rule_files: list[Path], interval: str = "1s"
+        self,
+        workdir: Path,
+        targets: list[str],
+        rule_files: list[Path],
+        interval: str = "1s",
+        features: tuple[str, ...] = (),  # --enable-feature values, e.g. exemplar-storage
     ) -> None:
         binary = prometheus_binary()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +76,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,370 @@
+"""OpenTelemetry tracing: a ``process`` span per handler call, a ``send`` span per record sent.
+
+Needs the ``streamkit[otel]`` extra; nothing here is imported unless you ask for it, so a
+service without tracing pays nothing. Enable it in code with
+``Router(middleware=[Tracing()])`` (spans go to the global tracer provider), or for
+``streamkit run`` with ``STREAMKIT_TRACING=otlp`` and the standard ``OTEL_*`` variables
+(:func:`middleware_from_env`).
+
+Spans follow the OpenTelemetry messaging conventions for Kafka: named
+``"{operation} {topic}"`` (``process orders``, ``send invoices``), kind CONSUMER/PRODUCER,
+with ``messaging.system=kafka``, ``messaging.destination.name``,
+``messaging.destination.partition.id``, ``messaging.consumer.group.name``,
+``messaging.kafka.message.key``, ``messaging.kafka.offset``, ``messaging.operation.name`` /
+``.type`` and ``error.type`` on failure, plus ``streamkit.attempt``.
+
+Context travels in W3C ``traceparent`` / ``tracestate`` / ``baggage`` record headers:
+
+- ``ctx.publish`` injects a ``send`` span, a child of the handler's span (or of the current
+  span inside it).
+- A retry-tier or dead-letter record gets a ``send`` span, a child of the failed attempt's
+  ``process`` span, and the failed span itself in ``streamkit-failed-traceparent``: the
+  next attempt is a child of that send span and *links* the failed attempt, so every
+  attempt is in the one trace. ``streamkit replay`` keeps both headers (it strips only
+  the failure headers), so a replayed dead letter continues the trace as well.
+- The producer's context: ``link_mode="parent"`` (default) makes the ``process`` span its
+  child. The conventions allow the parent when one message is processed, which is what a
+  handler call is (links are for batches, where one span has many producers), and the
+  parent is what puts request, handler and follow-up events in one trace in every backend.
+  ``link_mode="link"`` starts a new trace per event with a link to the producer's span,
+  for very fan-out-heavy flows; retries and replays still continue their own trace.
+
+Log lines written while a span is current carry ``trace_id`` and ``span_id``: the
+:func:`add_trace_ids` structlog processor, which ``streamkit run``'s logging setup runs
+(add it to your own structlog processors if you configure structlog yourself).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+
+from streamkit import envelope as env
+from streamkit.errors import ConfigError, Skip
+from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.observability.stats import EXEMPLAR_TRACE_ID
+from streamkit.record import Headers, OutgoingRecord
+from streamkit.retry.failures import error_message
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ConfigError(
+        "tracing needs the OpenTelemetry packages: pip install 'streamkit[otel]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
+    from streamkit.handlers.context import Context
+
+__all__ = [
+    "H_FAILED_TRACEPARENT",
+    "Tracing",
+    "add_trace_ids",
+    "middleware_from_env",
+    "traced_headers",
+]
+
+LinkMode = Literal["parent", "link"]
+
+# The span of the attempt that failed, on retry-tier and dead-letter records (traceparent
+# format). Not a failure header: replay keeps it, so the replayed record links the failure.
+H_FAILED_TRACEPARENT = "streamkit-failed-traceparent"
+_STATE_CONTEXT = "otel.context"  # ctx.state key: the handler call's OpenTelemetry context
+_SPAN_ERROR_CHARS = 200
+_W3C = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+_TRACEPARENT = TraceContextTextMapPropagator()
+_EMPTY = otel_context.Context()
+
+
+class _HeaderGetter(Getter[Headers]):
+    """Read W3C fields from Kafka record headers (a list of (name, bytes) pairs)."""
+
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        values = [v.decode("latin-1") for k, v in carrier if k == key and v is not None]
+        return values or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+class _HeaderSetter(Setter[Headers]):
+    """Write a W3C field, replacing any earlier value (a retry record carries the old one)."""
+
+    def set(self, carrier: Headers, key: str, value: str) -> None:
+        _drop(carrier, key)
+        carrier.append((key, value.encode("latin-1")))
+
+
+_GET = _HeaderGetter()
+_SET = _HeaderSetter()
+
+
+def _drop(headers: Headers, key: str) -> None:
+    headers[:] = [(k, v) for k, v in headers if k != key]
+
+
+def _key_text(key: bytes | None) -> str | None:
+    """The record key as the conventions want it: its text, or nothing if it is not text."""
+    if key is None:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _process_attributes(ctx: Context) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.name": "process",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": ctx.topic,
+        "messaging.destination.partition.id": str(ctx.partition),
+        "messaging.consumer.group.name": ctx.group,
+        "messaging.kafka.offset": ctx.offset,
+        "streamkit.event_type": ctx.event_type,
+        "streamkit.attempt": ctx.attempt,
+    }
+    key = _key_text(ctx.key)
+    if key is not None:
+        attrs["messaging.kafka.message.key"] = key
+    if ctx.event_id:
+        attrs["messaging.message.id"] = ctx.event_id
+    return attrs
+
+
+def _send_attributes(record: OutgoingRecord) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": record.topic,
+        "streamkit.record.kind": record.kind,
+    }
+    if record.partition is not None:
+        attrs["messaging.destination.partition.id"] = str(record.partition)
+    key = _key_text(record.key)
+    if key is not None:
+        attrs["messaging.kafka.message.key"] = key
+    if record.event_type is not None:
+        attrs["streamkit.event_type"] = record.event_type
+    attempt = env.header_int(record.headers, env.H_ATTEMPT)
+    if record.kind == "retry" and attempt is not None:
+        attrs["streamkit.attempt"] = attempt  # the attempt this record will be
+    return attrs
+
+
+def _failed_span_context(headers: Headers) -> trace.SpanContext | None:
+    """The failed attempt's span named by ``streamkit-failed-traceparent``, if any."""
+    raw = [v.decode("latin-1") for k, v in headers if k == H_FAILED_TRACEPARENT]
+    if not raw:
+        return None
+    extracted = _TRACEPARENT.extract({"traceparent": raw[-1]})
+    span_context = trace.get_current_span(extracted).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+def _traceparent(span_context: trace.SpanContext) -> str:
+    flags = int(span_context.trace_flags)
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
+
+
+def _fail_span(span: Span, exc: Exception) -> None:
+    """Mark ``span`` failed: ``error.type`` and a short status (no input values)."""
+    span.set_attribute("error.type", type(exc).__qualname__)
+    text = error_message(exc)[:_SPAN_ERROR_CHARS]
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {text}"))
+
+
+def _exemplar(span: Span) -> None:
+    """Let this call's duration carry the trace id as an exemplar (sampled traces only).
+
+    Not reset when the scope ends: the duration is recorded just after it, in the same
+    task (each handler call under middleware runs in a task of its own).
+    """
+    span_context = span.get_span_context()
+    if span_context.trace_flags.sampled:
+        EXEMPLAR_TRACE_ID.set(f"{span_context.trace_id:032x}")
+    elif EXEMPLAR_TRACE_ID.get() is not None:
+        EXEMPLAR_TRACE_ID.set(None)
+
+
+class Tracing(Middleware):
+    """Trace every handler call and every record sent (see the module docstring).
+
+    ``tracer_provider``: where spans go (default: the global provider). ``link_mode``:
+    ``"parent"`` (default) or ``"link"`` for the producer's context. ``propagator``:
+    default W3C trace context and baggage.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        link_mode: LinkMode = "parent",
+        propagator: TextMapPropagator | None = None,
+    ) -> None:
+        if link_mode not in ("parent", "link"):
+            raise ConfigError(f"link_mode must be 'parent' or 'link', not {link_mode!r}")
+        self.link_mode = link_mode
+        self._propagator = propagator or _W3C
+        self._fields = frozenset(self._propagator.fields)
+        self._tracer: Tracer = trace.get_tracer("streamkit", tracer_provider=tracer_provider)
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        """A CONSUMER ``process`` span around the handler, current while it runs."""
+        extracted = self._extract(ctx.headers)
+        producer = trace.get_current_span(extracted).get_span_context()
+        failed = _failed_span_context(ctx.headers)
+        # A retry or a replay is the same piece of work: it always continues its trace.
+        parent = extracted if failed is not None or self.link_mode == "parent" else None
+        # The producer's span is the parent or a link, not both: a link to one's own parent
+        # says nothing more, and Jaeger then shows the parent edge as a mere FOLLOWS_FROM.
+        links = [Link(producer)] if parent is None and producer.is_valid else []
+        if failed is not None:
+            links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
+        span = self._tracer.start_span(
+            f"process {ctx.topic}",
+            context=parent if parent is not None else _EMPTY,
+            kind=SpanKind.CONSUMER,
+            attributes=_process_attributes(ctx),
+            links=links,
+        )
+        current = trace.set_span_in_context(span, extracted)  # keeps the baggage
+        _exemplar(span)
+        ctx.state[_STATE_CONTEXT] = current
+        token = otel_context.attach(current)
+        try:
+            await call_next()
+        except Skip:
+            span.set_attribute("streamkit.outcome", "skipped")
+            raise
+        except Exception as exc:
+            _fail_span(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    def _extract(self, headers: Headers) -> otel_context.Context:
+        """The producer's context from ``headers``; most records of a busy topic may have
+        none, so look before paying for the propagator."""
+        fields = self._fields
+        if any(name in fields for name, _ in headers):
+            return self._propagator.extract(headers, getter=_GET)
+        return _EMPTY
+
+    def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
+        """A PRODUCER ``send`` span for ``record``; its context goes into the headers."""
+        parent = self._send_parent(record, ctx)
+        span = self._tracer.start_span(
+            f"send {record.topic}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes=_send_attributes(record),
+        )
+        # The span ends now, not on the broker's ack: the hook runs before the send, and the
+        # ack's outcome is counted in metrics and logged by the runtime.
+        span.end()
+        self._propagator.inject(record.headers, trace.set_span_in_context(span, parent), _SET)
+        failed = self._failed_attempt(record, ctx)
+        if failed is None:
+            _drop(record.headers, H_FAILED_TRACEPARENT)
+        else:
+            _SET.set(record.headers, H_FAILED_TRACEPARENT, _traceparent(failed))
+
+    def _send_parent(self, record: OutgoingRecord, ctx: Context | None) -> otel_context.Context:
+        """Inside a handler: its current span. A failure record: the failed attempt's span.
+
+        Without a handler call (bad input, keep-key-order parking) the record's own
+        headers, so the failure still lands in the producer's trace.
+        """
+        if record.kind == "event":
+            current = otel_context.get_current()
+            if trace.get_current_span(current).get_span_context().is_valid:
+                return current
+        if ctx is not None and _STATE_CONTEXT in ctx.state:
+            stored: otel_context.Context = ctx.state[_STATE_CONTEXT]
+            return stored
+        if record.kind == "event":
+            return otel_context.get_current()
+        return self._propagator.extract(record.headers, getter=_GET)
+
+    @staticmethod
+    def _failed_attempt(record: OutgoingRecord, ctx: Context | None) -> trace.SpanContext | None:
+        if record.kind == "event" or ctx is None or _STATE_CONTEXT not in ctx.state:
+            return None
+        span_context = trace.get_current_span(ctx.state[_STATE_CONTEXT]).get_span_context()
+        return span_context if span_context.is_valid else None
+
+
+def traced_headers(
+    topic: str,
+    headers: Iterable[tuple[str, bytes]] = (),
+    *,
+    tracing: Tracing | None = None,
+) -> Headers:
+    """Headers for a record sent outside a handler (``Producer.publish``), with a ``send``
+    span under the current span: ``producer.publish(..., headers=traced_headers(topic))``.
+    """
+    record = OutgoingRecord(topic, None, key=None, headers=list(headers), kind="event")
+    (tracing or Tracing()).before_publish(record, None)
+    return record.headers
+
+
+def add_trace_ids(
+    logger: object, name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """structlog processor: ``trace_id``/``span_id`` of the current span, if there is one."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", f"{span_context.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{span_context.span_id:016x}")
+    return event_dict
+
+
+def middleware_from_env(environ: Mapping[str, str] | None = None) -> list[Middleware]:
+    """``STREAMKIT_TRACING=otlp``: an SDK provider exporting OTLP/HTTP, and its middleware.
+
+    The exporter and resource read the standard variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``...). ``STREAMKIT_TRACING_LINK_MODE``:
+    ``parent`` (default) or ``link``. Unset or ``off``: no middleware, nothing set up.
+    """
+    environ = os.environ if environ is None else environ
+    mode = environ.get("STREAMKIT_TRACING", "off").strip().lower()
+    if mode in ("", "off", "none"):
+        return []
+    if mode != "otlp":
+        raise ConfigError(f"STREAMKIT_TRACING={mode!r}: expected 'otlp' or 'off'")
+    link_mode = environ.get("STREAMKIT_TRACING_LINK_MODE", "parent").strip().lower()
+    if link_mode not in ("parent", "link"):
+        raise ConfigError(f"STREAMKIT_TRACING_LINK_MODE={link_mode!r}: expected 'parent' or 'link'")
+    provider = _otlp_provider(environ)
+    trace.set_tracer_provider(provider)
+    return [Tracing(provider, link_mode=link_mode)]  # type: ignore[arg-type]
+
+
+def _otlp_provider(environ: Mapping[str, str]) -> TracerProvider:
+    """A batching SDK provider; it flushes on interpreter exit (the SDK's atexit hook)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "streamkit"}))
+    provider = SdkTracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
