@@ -45,6 +45,17 @@ SETTINGS_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--log-format", "log_format", click.Choice(["auto", "json", "console"]),
      "auto: JSON unless stderr is a terminal."),
     ("--log-level", "log_level", str, f"One of {', '.join(LOG_LEVELS)} (any case)."),
+    ("--on-unknown", "on_unknown", click.Choice(["dlq", "skip"]),
+     "Event types no handler claims: dead-letter them, or skip them (counted); none: "
+     "what the router says."),
+    ("--guarantee", "guarantee", click.Choice(["at-least-once", "exactly-once"]),
+     "exactly-once: outputs, retry/DLQ records and offsets in one Kafka transaction."),
+    ("--transactional-id", "transactional_id", str,
+     "exactly-once: the producer's transactional.id (a stable one per process, e.g. the "
+     "pod name, lets a restart abort what it left open)."),
+    ("--error-details", "error_details", click.Choice(["safe", "full"]),
+     "safe: a ValidationError from a handler is logged and dead-lettered without input "
+     "values; full: its whole text."),
 ]  # fmt: skip
 
 

@@ -19,10 +19,12 @@ import orjson
 from pydantic import BaseModel
 
 from streamkit.cli.common import friendly_errors
+from streamkit.cli.options import json_option
 from streamkit.errors import ConfigError
 from streamkit.handlers.registry import Router
 from streamkit.handlers.signature import inspect_handler
 from streamkit.loader import load_router
+from streamkit.ops.render import print_json
 
 EXIT_INCOMPATIBLE = 1
 
@@ -111,38 +113,60 @@ def schemas() -> None:
 
 @schemas.command()
 @click.argument("module")
+@json_option
 @friendly_errors
-def register(module: str) -> None:
+def register(module: str, as_json: bool) -> None:
     """Register the schema of every model of MODULE under its subject."""
+    rows = []
     for e in entries(load_router(module)):
         schema_id = _call(
             e.subject, lambda e=e: e.codec.client.register_schema(e.subject, e.schema())
         )
-        click.echo(f"{e.subject}: {e.model.__name__} registered (schema id {schema_id})")
+        rows.append({"subject": e.subject, "model": e.model.__name__, "schema_id": schema_id})
+    if as_json:
+        print_json({"registered": rows})
+        return
+    for r in rows:
+        click.echo(f"{r['subject']}: {r['model']} registered (schema id {r['schema_id']})")
 
 
 @schemas.command()
 @click.argument("module")
+@json_option
 @friendly_errors
-def check(module: str) -> None:
+def check(module: str, as_json: bool) -> None:
     """Exit 1 when a model of MODULE is incompatible with its subject's latest version."""
-    bad = sum(not _check_one(e) for e in entries(load_router(module)))
+    verdicts = [_verdict(e) for e in entries(load_router(module))]
+    if as_json:
+        print_json({"schemas": verdicts})
+    else:
+        for v in verdicts:
+            _print_verdict(v)
+    bad = sum(v["status"] == "incompatible" for v in verdicts)
     if bad:
         click.echo(f"streamkit: error: {bad} incompatible schema(s)", err=True)
         sys.exit(EXIT_INCOMPATIBLE)
 
 
-def _check_one(e: Entry) -> bool:
-    """Print the verdict for one subject; False when incompatible."""
+def _verdict(e: Entry) -> dict[str, Any]:
+    """One subject: new, compatible, or incompatible with the fields that differ."""
     client = e.codec.client
+    row: dict[str, Any] = {"subject": e.subject, "model": e.model.__name__}
     if e.subject not in _call("subjects", client.get_subjects):
-        click.echo(f"{e.subject}: new subject, nothing to check ({e.model.__name__})")
-        return True
+        return {**row, "status": "new"}
     if _call(e.subject, lambda: client.test_compatibility(e.subject, e.schema())):
-        click.echo(f"{e.subject}: {e.model.__name__} compatible")
-        return True
+        return {**row, "status": "compatible"}
     latest = _call(e.subject, lambda: client.get_latest_version(e.subject))
-    click.echo(f"{e.subject}: {e.model.__name__} INCOMPATIBLE with version {latest.version}:")
-    for line in field_diff(latest.schema.schema_str, e.codec.schema_of(e.model)):
-        click.echo(line)
-    return False
+    diff = field_diff(latest.schema.schema_str, e.codec.schema_of(e.model))
+    return {**row, "status": "incompatible", "version": latest.version, "diff": diff}
+
+
+def _print_verdict(v: dict[str, Any]) -> None:
+    if v["status"] == "new":
+        click.echo(f"{v['subject']}: new subject, nothing to check ({v['model']})")
+    elif v["status"] == "compatible":
+        click.echo(f"{v['subject']}: {v['model']} compatible")
+    else:
+        click.echo(f"{v['subject']}: {v['model']} INCOMPATIBLE with version {v['version']}:")
+        for line in v["diff"]:
+            click.echo(line)

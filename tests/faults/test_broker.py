@@ -113,10 +113,6 @@ def _outage_service(broker: PrivateBroker, name: str, tmp_path: Path, sleep: flo
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 8: librdkafka's own log lines are not rate-limited during an outage",
-)
 def test_client_log_lines_are_rate_limited_during_a_broker_outage(
     broker: PrivateBroker, unique: str, tmp_path: Path
 ) -> None:
@@ -136,11 +132,6 @@ def test_client_log_lines_are_rate_limited_during_a_broker_outage(
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 6: SIGTERM while the broker is down exceeds --shutdown-timeout "
-    "(the final synchronous commit has no bound)",
-)
 def test_sigterm_while_the_broker_is_down_exits_within_the_shutdown_timeout(
     broker: PrivateBroker, unique: str, tmp_path: Path
 ) -> None:
