@@ -95,16 +95,6 @@ class FlowControl:
         if tps:
             self._consumer.pause(tps)
 
-    def resume_all(self, states: list[PartitionState]) -> None:
-        """Fetch again after :meth:`pause_all` (gated and backpressured partitions stay)."""
-        tps = [
-            TopicPartition(s.topic, s.partition)
-            for s in states
-            if not s.gated and not s.revoked and s not in self._held
-        ]
-        if tps:
-            self._consumer.resume(tps)
-
     def _set_paused(self, states: list[PartitionState], *, paused: bool) -> None:
         chosen = [s for s in states if not s.gated and not s.revoked]
         tps = [TopicPartition(s.topic, s.partition) for s in chosen]

@@ -1,22 +1,18 @@
-"""The exactly-once commit point: quiesce, commit the transaction, resume (or rewind).
+"""The exactly-once commit point: quiesce, commit the transaction (or abort and rewind).
 
-A transaction may hold only outputs of done events, so every partition is paused while
-polling goes on (the member stays in the group), in-memory work drains, the transaction
-commits and fetching resumes. Records a poll returns meanwhile are held and handled after
-the commit, never dropped. After an abort every partition is read again from its commit.
+A transaction may hold only outputs of done events, so no record is taken while the
+in-memory work drains; then the transaction commits. After an abort every partition is
+read again from its committed offset.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
-from streamkit.consumer.flow import FlowControl
 from streamkit.consumer.pollthread import PollThread
 from streamkit.consumer.state import PartitionState, drain
 from streamkit.consumer.transactional import TransactionalCommits
-from streamkit.record import Record
 
 # How long a commit point waits for in-memory work before it aborts (and the work is
 # done again); well inside max.poll.interval.ms (300 s), polling goes on meanwhile.
@@ -30,56 +26,36 @@ class CommitPoint:
         self,
         *,
         commits: TransactionalCommits,
-        flow: FlowControl,
         poll: PollThread,
-        fetch: Callable[[float], list[Record]],
-        dispatch: Callable[[list[Record]], None],
         detached: Callable[[PartitionState], None],
     ) -> None:
         self._commits = commits
-        self._flow = flow
         self._poll = poll
-        self._fetch = fetch  # the worker's poll (in the poll thread)
-        self._dispatch = dispatch
         self._detached = detached
 
     async def run(self) -> None:
-        """Quiesce, commit (or abort and rewind), resume; raises if the producer is fenced."""
+        """Quiesce, commit (or abort and rewind); raises if the producer is fenced.
+
+        No poll happens while the in-memory work drains, so no record is taken that the
+        transaction could not hold; heartbeats go on in librdkafka's own thread, and the
+        drain is bounded well inside ``max.poll.interval.ms``.
+        """
         commits = self._commits
         if commits.fatal is not None:  # fenced in a rebalance callback: stop, commit nothing
             raise commits.fatal
         states = list(commits.states.values())
-        self._flow.pause_all(states)
-        fetched = await self._while_polling(drain(states, QUIESCE_LIMIT))
+        drained = asyncio.ensure_future(drain(states, QUIESCE_LIMIT))
+        while not drained.done():
+            await asyncio.wait([drained], timeout=0.2)
+            fatal = commits.check_fatal()  # fenced while its work waits: never finishes
+            if fatal is not None:
+                drained.cancel()
+                raise fatal
         await self._poll.call(commits.commit_sync, commits.positions(states))
         if commits.fatal is not None:
             raise commits.fatal
         if commits.rewind_needed:
             await self._rewind()
-            fetched = []  # read again from the committed offsets
-        self._flow.resume_all(list(commits.states.values()))
-        # A partition revoked (or re-assigned) during the wait is read again from its
-        # commit: what was fetched for its old assignment must not be handled now.
-        current = commits.states
-        held = [r for r, s in fetched if s is not None and current.get(_key(r)) is s]
-        if held:
-            self._dispatch(held)
-
-    async def _while_polling(
-        self, work: Awaitable[Any]
-    ) -> list[tuple[Record, PartitionState | None]]:
-        """Poll until ``work`` is done; keep what comes with the state it came for."""
-        task = asyncio.ensure_future(work)
-        held: list[tuple[Record, PartitionState | None]] = []
-        states = self._commits.states
-        while not task.done():
-            for r in await self._poll.call(self._fetch, 0.01):
-                held.append((r, states.get((r.topic(), r.partition()))))
-            if self._commits.fatal is not None:  # fenced in a rebalance while we waited
-                task.cancel()
-                raise self._commits.fatal
-        await task
-        return held
 
     async def _rewind(self) -> None:
         commits = self._commits
@@ -88,7 +64,3 @@ class CommitPoint:
             self._detached(state)
         commits.assign(keys)
         await self._poll.call(commits.seek_committed, keys)
-
-
-def _key(record: Record) -> tuple[str, int]:
-    return (record.topic(), record.partition())

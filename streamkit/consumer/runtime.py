@@ -165,6 +165,7 @@ class Worker:
                 timeout=max(self.settings.revoke_timeout, 10.0),
                 on_transaction=self.reports.transaction,
                 group=self.group,
+                failed=lambda: self.producer.failed,
             )
         return KafkaCommits(
             tiers,
@@ -309,14 +310,7 @@ class Worker:
         if not isinstance(commits, TransactionalCommits):
             commits.commit_due()
             return
-        await CommitPoint(
-            commits=commits,
-            flow=self.flow,
-            poll=self.poll,
-            fetch=self._poll,
-            dispatch=self._dispatch,
-            detached=self._detached,
-        ).run()
+        await CommitPoint(commits=commits, poll=self.poll, detached=self._detached).run()
 
     def _poll_timeout(self) -> float:
         timeout = self.settings.poll_timeout

@@ -47,11 +47,13 @@ class TransactionalCommits(KafkaCommits):
         timeout: float,
         on_transaction: Callable[[str, float], None] = lambda outcome, seconds: None,
         group: str = "",
+        failed: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(tiers, load, group=group)
         self._producer = producer  # the confluent-kafka producer with a transactional.id
         self._timeout = timeout
         self._on_transaction = on_transaction
+        self._producer_failed = failed  # the producer reported a fatal error (fenced) on its own
         self._started = time.monotonic()
         self.fatal: TransactionFencedError | None = None
         self.rewind_needed = False  # an abort happened: states and positions must reset
@@ -65,6 +67,15 @@ class TransactionalCommits(KafkaCommits):
                 f"cannot start transactions: {exc.args[0].str()}"
             ) from None
         self._begin()
+
+    def check_fatal(self) -> TransactionFencedError | None:
+        """The fatal error, also one the producer hit while sending (checked while waiting)."""
+        if self.fatal is None and self._producer_failed():
+            self.fatal = TransactionFencedError(
+                "producer fenced: another process uses this transactional.id; stopping "
+                "without producing outside a transaction"
+            )
+        return self.fatal
 
     def commit_due(self) -> None:
         """Nothing here: commits happen at the worker's quiesced commit points only."""

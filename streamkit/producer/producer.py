@@ -192,6 +192,11 @@ class Producer:
         return int(self._producer.flush(left)) + len(self._overflow)
 
     @property
+    def failed(self) -> bool:
+        """True once the client reported a fatal error (fenced): it cannot send again."""
+        return self._fatal_seen
+
+    @property
     def client(self) -> confluent_kafka.Producer:
         """The underlying confluent-kafka producer (transactions drive it directly)."""
         return self._producer
