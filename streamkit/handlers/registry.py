@@ -130,13 +130,13 @@ class Router:
         ``codec`` decodes this handler's records with another wire format than the router's.
         """
         unknown = sorted(set(options) - set(_OPTION_NAMES))
-        if unknown:
-            raise ConfigError(
-                f"@handler({event_type or topic!r}): unknown option {', '.join(unknown)}; "
-                f"valid options: topic, {', '.join(_OPTION_NAMES)}"
-            )
 
         def register(fn: F) -> F:
+            if unknown:  # named here, where the function is known
+                raise ConfigError(
+                    f"handler {describe(fn)}: unknown @handler option {', '.join(unknown)}; "
+                    f"valid options: topic, {', '.join(_OPTION_NAMES)}"
+                )
             self.add(event_type, fn, topic=topic, **options)
             return fn
 

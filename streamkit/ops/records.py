@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from streamkit import envelope as env
+from streamkit.codecs.json import JSON_ENVELOPE
+from streamkit.errors import DecodeError
 from streamkit.ops.timeparse import iso
+
+CODEC = JSON_ENVELOPE  # how dead letters are shown; their bytes are never re-encoded
 
 
 def text(raw: bytes | None) -> str:
@@ -56,11 +58,9 @@ class DeadLetter:
         if found is not None or not self.value:
             return found
         try:
-            decoded = orjson.loads(self.value)
-        except orjson.JSONDecodeError:
+            return CODEC.route(self.value)[0]  # the codec that owns the wire format
+        except DecodeError:
             return None
-        value = decoded.get("event_type") if isinstance(decoded, dict) else None
-        return value if isinstance(value, str) else None
 
     def error_type(self) -> str | None:
         """The exception class that sent the record here."""
@@ -89,8 +89,8 @@ class DeadLetter:
         """Everything ``dlq show`` shows: all headers, the traceback, the decoded payload."""
         payload: Any
         try:
-            payload = None if self.value is None else orjson.loads(self.value)
-        except orjson.JSONDecodeError:
+            payload = None if self.value is None else CODEC.describe(self.value)
+        except DecodeError:
             payload = text(self.value)
         return {
             "topic": self.topic,

@@ -182,3 +182,22 @@ def test_literal_publishes_without_a_topic_are_found_before_the_first_event() ->
     found = unmapped_publishes(router.handlers(), {"invoice.requested": "invoices"}, None)
     assert [event_type for _, event_type in found] == ["receipt.requested"]
     assert unmapped_publishes(router.handlers(), {}, "catch-all-topic") == []
+
+
+def test_a_typo_in_a_handler_option_names_the_function_and_the_valid_options() -> None:
+    router = Router()
+    with pytest.raises(ConfigError) as info:
+
+        @router.handler("e", max_inflght=3)  # type: ignore[call-arg]
+        def on_e(data: dict[str, Any]) -> None: ...
+
+    message = str(info.value)
+    assert "on_e" in message and "max_inflght" in message and "max_inflight" in message
+
+
+def test_a_missing_annotation_says_so() -> None:
+    router = Router()
+    with pytest.raises(ConfigError, match="missing type annotation"):
+
+        @router.handler("e")
+        def on_e(data) -> None: ...  # type: ignore[no-untyped-def]
