@@ -17,6 +17,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
+
+# In-process workers log through stdlib logging (captured by pytest), never straight to
+# stdout, where a worker of another test could land inside a CLI command's JSON output.
+structlog.configure(
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    processors=[structlog.stdlib.add_log_level, structlog.processors.KeyValueRenderer()],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

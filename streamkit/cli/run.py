@@ -78,6 +78,12 @@ def run(
     finally:
         if server is not None:
             server.close()
+    if worker.stuck:
+        # A client call outlived its shutdown bound (broker down) and still runs in a
+        # daemon thread: interpreter teardown under it can abort. Everything that could
+        # be committed was; leave at once.
+        logging.shutdown()
+        os._exit(0)
 
 
 def _log_level(level: str) -> str:

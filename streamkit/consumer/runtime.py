@@ -86,6 +86,7 @@ class Worker:
         self.reports = WorkerReports(self.metrics, self.group)
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self._stopping = False
+        self.stuck = False  # a shutdown step outlived its bound (see streamkit run)
         # Daemon threads: a blocking=True handler stuck past the shutdown bound must not
         # keep the process alive (its event is not committed; the next owner handles it).
         self._threads = DaemonExecutor(self.settings.blocking_threads, "streamkit-blocking")
@@ -259,6 +260,7 @@ class Worker:
         try:
             await asyncio.wait_for(asyncio.shield(self.poll.call(fn, *args)), left)
         except TimeoutError:
+            self.stuck = True  # the call goes on in the (daemon) poll thread
             return False
         return True
 
