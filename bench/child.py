@@ -7,7 +7,9 @@ Runs one contender with the spec the parent wrote and writes its result as JSON 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,9 +18,23 @@ from bench.contenders.common import Unavailable
 EXIT_UNAVAILABLE = 3
 
 
+class _Blocked(importlib.abc.MetaPathFinder):
+    """Makes a package look not installed (``BENCH_BLOCK_IMPORTS=opentelemetry,...``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the bench)")
+
+
 def main(argv: list[str]) -> int:
     name, spec_path = argv
     spec = json.loads(Path(spec_path).read_text())
+    blocked = [n for n in os.environ.get("BENCH_BLOCK_IMPORTS", "").split(",") if n]
+    if blocked:
+        sys.meta_path.insert(0, _Blocked(blocked))
     try:
         module = importlib.import_module(f"bench.contenders.{name}")
         result = module.run(spec)

@@ -28,6 +28,7 @@ class Bench:
     workdir: Path
     results_dir: Path = Path("bench/results")
     stem_prefix: str = ""  # "smoke-" in smoke mode, so smoke runs never overwrite
+    smoke: bool = False  # tiny sizes: nothing slow to set up (e.g. no Jaeger build)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     topics: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)

@@ -48,7 +48,8 @@ class Child:
         self.rss_samples: list[float] = []
 
     def start(self, wrap: list[str] | None = None) -> Child:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # spec["env"]: variables for this contender only (e.g. the tracing runs').
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.spec.get("env", {})}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*(wrap or []), *self.argv],

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir,
                 args.out,
                 "" if stem == "latest" else f"{stem}-",
+                smoke=args.smoke,
             )
             results = run_all(bench, names)
             meta = _meta(args, bench, repeat, started)

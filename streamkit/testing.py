@@ -33,7 +33,7 @@ from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.delivery import Delivery, DeliveryResult
 from streamkit.errors import ConfigError, DeliveryFailedError
 from streamkit.handlers.context import Context
-from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 from streamkit.handlers.registry import Router, default_router
 from streamkit.loader import load_router
 from streamkit.observability.metrics import Metrics
@@ -107,6 +107,18 @@ class _Recorder(Middleware):
         error: BaseException | None = None
         try:
             await call_next()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._broker._record_call(ctx, error)
+
+    def handle_sync(self, ctx: Context, call_next: CallNextSync) -> None:
+        # A sync form too: sync handlers then run on the spot, as in a worker without
+        # middleware, not as a task each.
+        error: BaseException | None = None
+        try:
+            call_next()
         except BaseException as exc:
             error = exc
             raise

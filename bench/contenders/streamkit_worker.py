@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.contenders.common import Recorder, touch
 from bench.contenders.streamkit_handlers import HANDLERS
-from streamkit import Router, Settings, Worker
+from streamkit import Middleware, Router, Settings, Worker
 from streamkit.observability.logging import configure_logging
 
 
@@ -43,10 +43,7 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())
     router.add("order.created", fn, **options)
-    if os.environ.get("STREAMKIT_TRACING", "off") != "off":  # tracing overhead runs
-        from streamkit.observability.tracing import middleware_from_env
-
-        router.middleware.extend(middleware_from_env())
+    router.middleware.extend(_bench_middleware())
     settings = Settings(
         bootstrap_servers=spec["bootstrap"],
         group_id=spec["group"],
@@ -54,6 +51,32 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     )
     worker = holder["worker"] = Worker(router, settings)
     return worker
+
+
+def _bench_middleware() -> list[Middleware]:
+    """Scenario 12's variants: tracing as ``streamkit run`` sets it up, the SDK with an
+    exporter that drops every span (the SDK's own cost), or a hooks-only middleware."""
+    if os.environ.get("BENCH_NOOP_MIDDLEWARE"):
+        return [Middleware()]
+    if os.environ.get("BENCH_TRACING_DROP"):
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+        from opentelemetry.sdk.trace.export import SpanExportResult as Result
+
+        from streamkit.observability.tracing import Tracing
+
+        class Drop(SpanExporter):
+            def export(self, spans: object) -> Result:
+                return Result.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(Drop()))
+        return [Tracing(provider)]
+    if os.environ.get("STREAMKIT_TRACING", "off") != "off":
+        from streamkit.observability.tracing import middleware_from_env
+
+        return middleware_from_env()
+    return []
 
 
 async def _main(spec: dict[str, Any], rec: Recorder) -> None:

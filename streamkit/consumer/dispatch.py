@@ -5,9 +5,10 @@ Runs on the event-loop thread only. Routing and decoding belong to the router
 in-flight counts to :mod:`.state`; this module decides which path an event takes:
 
 - plain sync handler, nothing of its partition in flight: called right here (hot path);
-- sync handler wanting a context, no middleware: called here too;
-- async, ``blocking=True``, behind busy lanes, or with middleware scopes: a job, through
-  the scheduler's lanes, run as a task (sync handlers stay on the loop thread).
+- sync handler wanting a context or under middleware with sync scopes
+  (``Middleware.handle_sync``): called here too, inside the event's own contextvars;
+- async, ``blocking=True``, behind busy lanes, or under a scope with no sync form: a job,
+  through the scheduler's lanes, run as a task (sync handlers stay on the loop thread).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Dispatcher:
         self._threads = threads
         self._loop = asyncio.get_running_loop()
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
+        # A sync handler needs a task only under a scope that has no sync form.
+        self._task_scopes = bool(self._chain) and not self._chain.runs_sync
         self.scheduler = Scheduler(
             loop=self._loop,
             max_inflight=max_inflight,
@@ -132,7 +135,7 @@ class Dispatcher:
         job = Job(msg, state, spec, payload, event_id, event_type, attempt, headers)
         if spec.keep_key_order:
             job.lot = self.lot.lot_key(msg, headers, state.tier)
-        if spec.is_async or spec.blocking or state.running or self._chain:
+        if spec.is_async or spec.blocking or state.running or self._task_scopes:
             state.begin(msg)
             self.scheduler.submit(job)
         else:
@@ -170,7 +173,7 @@ class Dispatcher:
         """A sync handler with nothing of its partition in flight: call it right here."""
         if job.lot is not None and self.failures.park(job, begun=False):
             return
-        ctx = self._context(job) if job.spec.wants_ctx else None
+        ctx = self._context(job) if job.spec.wants_ctx or self._chain else None
         error = self._call_sync(job, ctx)
         msg, state = job.msg, job.state
         if error is None and (ctx is None or not ctx.pending_deliveries()):
@@ -184,13 +187,21 @@ class Dispatcher:
 
     def _call_sync(self, job: Job, ctx: Context | None) -> BaseException | None:
         """Call a sync handler; its duration goes to the stats, its error is returned."""
+        if ctx is not None and self._chain:
+            # The event's own contextvars, as a task would have: what a scope sets (the
+            # current span, an exemplar's trace id) ends with the event, not with the loop.
+            return contextvars.copy_context().run(self._timed_sync, job, ctx, True)
+        return self._timed_sync(job, ctx, False)
+
+    def _timed_sync(self, job: Job, ctx: Context | None, scoped: bool) -> BaseException | None:
         error: BaseException | None = None
         started = time.perf_counter()
         try:
-            if job.spec.wants_ctx:
-                job.spec.fn(job.payload, ctx)
+            if scoped:
+                assert ctx is not None
+                self._chain.run_sync(ctx, partial(_call_fn, job, ctx))
             else:
-                job.spec.fn(job.payload)
+                _call_fn(job, ctx)
         except BaseException as exc:  # a handler failure is data, not a crash: even a
             # KeyboardInterrupt/SystemExit subclass raised by handler code (signals reach
             # the worker through the loop's handlers, never as exceptions in handlers)
@@ -221,14 +232,14 @@ class Dispatcher:
         if job.state.revoked or (job.lot is not None and self.failures.park(job, begun=True)):
             self._release(job)
             return
-        if job.spec.is_async or job.spec.blocking or self._chain:
+        if job.spec.is_async or job.spec.blocking or self._task_scopes:
             self.scheduler.launch_or_wait(job)
         else:
             # Queued sync job: run on the next loop turn, not recursively from release().
             self._loop.call_soon(self._run_queued_sync, job)
 
     def _run_queued_sync(self, job: Job) -> None:
-        ctx = self._context(job) if job.spec.wants_ctx else None
+        ctx = self._context(job) if job.spec.wants_ctx or self._chain else None
         self._settle(job, ctx, self._call_sync(job, ctx))
 
     async def _run_task(self, job: Job) -> None:
@@ -318,6 +329,13 @@ class Dispatcher:
     def _release(self, job: Job) -> None:
         job.state.release()
         self.scheduler.release_lane(job.lane)
+
+
+def _call_fn(job: Job, ctx: Context | None) -> None:
+    if job.spec.wants_ctx:
+        job.spec.fn(job.payload, ctx)
+    else:
+        job.spec.fn(job.payload)
 
 
 def _all_done(deliveries: list[Delivery]) -> bool:

@@ -52,14 +52,24 @@ class LagWatch:
         self._loop = loop
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamkit-lag")
         self._job: Future[None] | None = None
+        self._waiters: list[Callable[[], None]] = []  # called once the refresh is through
 
-    def refresh(self) -> None:
-        """Ask the broker for fresh offsets, unless the previous request is still out."""
+    def refresh(self, then: Callable[[], None] | None = None) -> None:
+        """Ask the broker for fresh offsets, unless the previous request is still out.
+
+        ``then`` is called on the loop once the gauges are set (or the refresh failed):
+        a new assignment waits for its first lag figures before the worker says ready, so
+        the lag series exist from the first scrape after start-up.
+        """
+        if then is not None:
+            self._waiters.append(then)
         if self._job is not None and not self._job.done():
             return
         tps = [TopicPartition(s.topic, s.partition) for s in self._states.values()]
         if tps:
             self._job = self._pool.submit(self._fetch, tps)
+        else:
+            self._through()
 
     def stop(self) -> None:
         """Stop refreshing; a request in flight is left to finish on its own (daemon)."""
@@ -81,7 +91,7 @@ class LagWatch:
             }
         except (KafkaException, RuntimeError) as exc:
             log.debug("lag refresh failed", error=str(exc))
-            return
+            marks = {}
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._apply, marks)
 
@@ -93,6 +103,12 @@ class LagWatch:
                 continue  # revoked meanwhile
             lag, lag_s = partition_lag(state, high, committed, now_ms)
             self._set_lag(state.topic, state.partition, lag, lag_s)
+        self._through()
+
+    def _through(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for then in waiters:
+            then()
 
 
 def partition_lag(

@@ -373,11 +373,18 @@ class Worker:
             self.pipeline.lot.drop_partition(state.topic, state.partition)
         self.metrics.forget_partition(self.group, state.topic, state.partition)
 
+    def _mark_ready(self) -> None:
+        if self._stopping:
+            return
+        self.health.set_ready(True)
+        self.metrics.child(self.metrics.ready, self.group).set(1)
+
     def _rebalanced(self, kind: str, partitions: list[TopicPartition]) -> None:
         m = self.metrics
         if kind == "assigned":
-            self.health.set_ready(True)
-            m.child(m.ready, self.group).set(1)
+            # Ready once the new partitions' lag is known (one broker round trip, bounded by
+            # LAG_TIMEOUT): a scrape right after readiness then has every lag series.
+            self.lag.refresh(then=self._mark_ready)
         else:
             self.stats.flush()
         m.child(m.rebalances, self.group, kind).inc()

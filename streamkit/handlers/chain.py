@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 
 if TYPE_CHECKING:
     from streamkit.handlers.context import Context
@@ -19,7 +19,7 @@ log = structlog.get_logger("streamkit.middleware")
 class MiddlewareChain:
     """The middleware of one router, outermost first."""
 
-    __slots__ = ("_hooks", "_scopes")
+    __slots__ = ("_hooks", "_scopes", "runs_sync")
 
     def __init__(self, middleware: Sequence[Middleware]) -> None:
         self._scopes = list(middleware)
@@ -27,6 +27,9 @@ class MiddlewareChain:
         self._hooks = [
             mw for mw in middleware if type(mw).before_publish is not Middleware.before_publish
         ]
+
+        # Sync handlers skip the task when every scope has a sync form (see handle_sync).
+        self.runs_sync = all(_has_sync_scope(type(mw)) for mw in middleware)
 
     def __bool__(self) -> bool:
         return bool(self._scopes)
@@ -37,6 +40,13 @@ class MiddlewareChain:
         for mw in reversed(self._scopes):
             call_next = _guarded(mw, ctx, call_next)
         await call_next()
+
+    def run_sync(self, ctx: Context, call: CallNextSync) -> None:
+        """Run the sync ``call`` inside every scope's ``handle_sync`` (needs ``runs_sync``)."""
+        call_next = call
+        for mw in reversed(self._scopes):
+            call_next = _guarded_sync(mw, ctx, call_next)
+        call_next()
 
     def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
         """Let each publish hook see (and add headers to) ``record``."""
@@ -71,14 +81,61 @@ def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
         try:
             await mw.handle(ctx, call_next)
         except BaseException as exc:
-            if exc is handler_error:
+            passing = _passing(mw, exc, handler_error)
+            if passing is exc:
                 raise
-            if handler_error is not None:  # the middleware wrapped it: the original counts
-                raise handler_error from None
-            if not isinstance(exc, Exception):
-                raise  # cancellation, exit: not the middleware's to swallow
-            log.exception("middleware failed", middleware=type(mw).__name__)
+            if passing is not None:
+                raise passing from None
             if not called:
                 await inner()
 
     return scoped
+
+
+def _has_sync_scope(cls: type[Middleware]) -> bool:
+    """The hooks-only default, or a ``handle_sync`` of its own beside a custom ``handle``."""
+    return cls.handle is Middleware.handle or cls.handle_sync is not Middleware.handle_sync
+
+
+def _guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> CallNextSync:
+    """:func:`_guarded` for ``handle_sync``: the same rules, without a coroutine."""
+
+    def scoped() -> None:
+        called = False
+        handler_error: BaseException | None = None
+
+        def call_next() -> None:
+            nonlocal called, handler_error
+            called = True
+            try:
+                inner()
+            except BaseException as exc:
+                handler_error = exc
+                raise
+
+        try:
+            mw.handle_sync(ctx, call_next)
+        except BaseException as exc:
+            passing = _passing(mw, exc, handler_error)
+            if passing is exc:
+                raise
+            if passing is not None:
+                raise passing from None
+            if not called:
+                inner()
+
+    return scoped
+
+
+def _passing(
+    mw: Middleware, exc: BaseException, handler_error: BaseException | None
+) -> BaseException | None:
+    """What a scope that raised ``exc`` passes on; None: the middleware's own error, logged."""
+    if exc is handler_error:
+        return exc
+    if handler_error is not None:  # the middleware wrapped it: the original counts
+        return handler_error
+    if not isinstance(exc, Exception):
+        return exc  # cancellation, exit: not the middleware's to swallow
+    log.exception("middleware failed", middleware=type(mw).__name__)
+    return None

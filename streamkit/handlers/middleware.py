@@ -3,8 +3,16 @@
 ``handle(ctx, call_next)`` runs around the handler -- sync, async and ``blocking=True``
 alike -- in the event's own ``contextvars`` context, which reaches the handler even when it
 runs in a thread: a contextvar set before ``await call_next()`` is visible inside the
-handler. ``before_publish`` sees every outgoing record (``ctx.publish``, retry-tier and
-dead-letter records) and may add headers. ``ctx.state`` is a per-event dict for what a
+handler.
+
+``handle_sync(ctx, call_next)`` is the same scope for plain sync handlers, run on the spot
+with no task and no coroutine (a task per event costs more than most handlers). A
+middleware that only overrides the simple hooks has both already; one that overrides
+``handle`` should override ``handle_sync`` too, or every sync handler under it runs as a
+task (correct, just slower).
+
+``before_publish`` sees every outgoing record (``ctx.publish``, retry-tier and dead-letter
+records) and may add headers. ``ctx.state`` is a per-event dict for what a
 middleware wants to carry from its scope to its publish hook.
 
 Middleware never crashes the worker: an exception of a middleware's own is logged and the
@@ -22,6 +30,7 @@ if TYPE_CHECKING:
     from streamkit.record import OutgoingRecord
 
 CallNext = Callable[[], Awaitable[None]]
+CallNextSync = Callable[[], None]
 
 
 class Middleware:
@@ -38,6 +47,19 @@ class Middleware:
         started = time.perf_counter()
         try:
             await call_next()
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self.after_handle(ctx, error, time.perf_counter() - started)
+
+    def handle_sync(self, ctx: Context, call_next: CallNextSync) -> None:
+        """The scope around one plain sync handler call: ``call_next()`` runs it."""
+        self.before_handle(ctx)
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            call_next()
         except Exception as exc:
             error = exc
             raise

@@ -44,7 +44,7 @@ import structlog
 
 from streamkit import envelope as env
 from streamkit.errors import ConfigError, Skip
-from streamkit.handlers.middleware import CallNext, Middleware
+from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 from streamkit.observability.stats import EXEMPLAR_TRACE_ID
 from streamkit.record import Headers, OutgoingRecord
 from streamkit.retry.failures import error_message
@@ -63,6 +63,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from streamkit.handlers.context import Context
@@ -187,11 +189,21 @@ def _fail_span(span: Span, exc: Exception) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {text}"))
 
 
+def _exit(span: Span, token: Token[otel_context.Context], exc: BaseException | None) -> None:
+    """End the ``process`` span: its outcome, then no longer current."""
+    if isinstance(exc, Skip):
+        span.set_attribute("streamkit.outcome", "skipped")
+    elif isinstance(exc, Exception):
+        _fail_span(span, exc)
+    otel_context.detach(token)
+    span.end()
+
+
 def _exemplar(span: Span) -> None:
     """Let this call's duration carry the trace id as an exemplar (sampled traces only).
 
     Not reset when the scope ends: the duration is recorded just after it, in the same
-    task (each handler call under middleware runs in a task of its own).
+    contextvars context (each handler call under middleware has one of its own).
     """
     span_context = span.get_span_context()
     if span_context.trace_flags.sampled:
@@ -224,38 +236,58 @@ class Tracing(Middleware):
 
     async def handle(self, ctx: Context, call_next: CallNext) -> None:
         """A CONSUMER ``process`` span around the handler, current while it runs."""
+        span, token = self._enter(ctx)
+        try:
+            await call_next()
+        except BaseException as exc:
+            _exit(span, token, exc)
+            raise
+        _exit(span, token, None)
+
+    def handle_sync(self, ctx: Context, call_next: CallNextSync) -> None:
+        """:meth:`handle` for a plain sync handler, run on the spot (no task)."""
+        span, token = self._enter(ctx)
+        try:
+            call_next()
+        except BaseException as exc:
+            _exit(span, token, exc)
+            raise
+        _exit(span, token, None)
+
+    def _enter(self, ctx: Context) -> tuple[Span, Token[otel_context.Context]]:
+        """Start the ``process`` span and make it current; (span, token to detach)."""
         extracted = self._extract(ctx.headers)
-        producer = trace.get_current_span(extracted).get_span_context()
-        failed = _failed_span_context(ctx.headers)
+        failed = _failed_span_context(ctx.headers) if ctx.headers else None
         # A retry or a replay is the same piece of work: it always continues its trace.
         parent = extracted if failed is not None or self.link_mode == "parent" else None
-        # The producer's span is the parent or a link, not both: a link to one's own parent
-        # says nothing more, and Jaeger then shows the parent edge as a mere FOLLOWS_FROM.
-        links = [Link(producer)] if parent is None and producer.is_valid else []
-        if failed is not None:
-            links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
         span = self._tracer.start_span(
             f"process {ctx.topic}",
             context=parent if parent is not None else _EMPTY,
             kind=SpanKind.CONSUMER,
             attributes=_process_attributes(ctx),
-            links=links,
+            links=self._links(extracted, parent, failed),
         )
         current = trace.set_span_in_context(span, extracted)  # keeps the baggage
         _exemplar(span)
         ctx.state[_STATE_CONTEXT] = current
-        token = otel_context.attach(current)
-        try:
-            await call_next()
-        except Skip:
-            span.set_attribute("streamkit.outcome", "skipped")
-            raise
-        except Exception as exc:
-            _fail_span(span, exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return span, otel_context.attach(current)
+
+    @staticmethod
+    def _links(
+        extracted: otel_context.Context,
+        parent: otel_context.Context | None,
+        failed: trace.SpanContext | None,
+    ) -> list[Link]:
+        # The producer's span is the parent or a link, not both: a link to one's own parent
+        # says nothing more, and Jaeger then shows the parent edge as a mere FOLLOWS_FROM.
+        links: list[Link] = []
+        if parent is None and extracted is not _EMPTY:
+            producer = trace.get_current_span(extracted).get_span_context()
+            if producer.is_valid:
+                links.append(Link(producer))
+        if failed is not None:
+            links.append(Link(failed, {"streamkit.link": "failed_attempt"}))
+        return links
 
     def _extract(self, headers: Headers) -> otel_context.Context:
         """The producer's context from ``headers``; most records of a busy topic may have

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.helpers import Service, ensure_failure_topics
+from tests.deploy_queries import all_queries, referenced_metrics
+from tests.integration.helpers import Service, ensure_failure_topics, wait_until
 from tests.integration.prom import PrometheusServer
 from tests.integration.services.traced import router
 from tests.integration.test_observability import ALERTS_PATH, _unanswered
@@ -32,9 +35,44 @@ def test_every_query_answers_within_seconds_of_start_up_before_any_event(
     try:
         prom.wait_ready()
         service.wait_ready()
-        # Scrapes every 1 s and rate() needs two samples; the lag gauges refresh every 5 s.
-        unanswered = _unanswered(prom, group, timeout=8)
+        first = _first_scrape_after(prom, time.time())
+        # Every series a query selects is in that one scrape (lag, errors, durations: 0s).
+        missing = _missing_series(prom, group, at=first)
+        assert not missing, f"not in the first scrape after start-up: {sorted(missing)}"
+        # rate() needs a second sample: the expressions answer by the next scrape (1 s).
+        unanswered = _unanswered(prom, group, timeout=4)
         assert not unanswered, "queries without data:\n" + "\n".join(unanswered)
     finally:
         prom.close()
         assert service.stop() == 0
+
+
+def _first_scrape_after(prom: PrometheusServer, since: float) -> float:
+    """The time of the service's first scrape that began after ``since`` (unix seconds)."""
+    found: list[float] = []
+
+    def scraped() -> bool:
+        targets = prom.api("targets").get("data", {}).get("activeTargets", [])
+        if not targets:
+            return False  # not discovered yet
+        [target] = targets
+        when = datetime.fromisoformat(target["lastScrape"]).timestamp()
+        found[:] = [when]
+        return target["health"] == "up" and when >= since
+
+    wait_until(scraped, 5, "a scrape after start-up", every=0.1)
+    return found[0]
+
+
+def _missing_series(prom: PrometheusServer, group: str, at: float) -> set[str]:
+    """Metric names the shipped queries select (recording rules aside) that had no sample
+    at time ``at``."""
+    wanted: set[str] = set()
+    for _, expr in all_queries(group=group):
+        wanted |= {m for m in referenced_metrics(expr) if m.startswith("streamkit_")}
+    answer = prom.api(
+        "query", query='count by (__name__)({__name__=~"streamkit_.+"})', time=f"{at + 0.01:.3f}"
+    )
+    assert answer["status"] == "success", answer
+    present = {series["metric"]["__name__"] for series in answer["data"]["result"]}
+    return wanted - present

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 
 from streamkit import Context, Middleware
-from streamkit.handlers.middleware import CallNext
+from streamkit.handlers.middleware import CallNext, CallNextSync
 from streamkit.record import OutgoingRecord
 
 CURRENT = contextvars.ContextVar[str | None]("current_event", default=None)
@@ -36,6 +36,21 @@ class Recording(Middleware):
         self.log.append(("publish", record.kind))
 
 
+class SyncRecording(Recording):
+    """The same scope with a sync form too: plain sync handlers run in it, with no task."""
+
+    def handle_sync(self, ctx: Context, call_next: CallNextSync) -> None:
+        self.log.append(("enter", ctx.event_type))
+        self.log.append(("sync scope", ctx.event_type))
+        ctx.state["trace"] = f"trace-{ctx.offset}"
+        token = CURRENT.set(ctx.event_type)
+        try:
+            call_next()
+        finally:
+            CURRENT.reset(token)
+            self.log.append(("exit", ctx.event_type))
+
+
 class Broken(Middleware):
     """Fails before and after: the worker must go on, the handler must still run."""
 
@@ -44,3 +59,10 @@ class Broken(Middleware):
 
     def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
         raise RuntimeError("hook bug")
+
+
+class BrokenSync(Broken):
+    """Broken in its sync form as well."""
+
+    def handle_sync(self, ctx: Context, call_next: CallNextSync) -> None:
+        raise RuntimeError("middleware bug")

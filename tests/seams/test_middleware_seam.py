@@ -6,15 +6,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from streamkit import Context, FixedBackoff, RetryPolicy, Router
+import pytest
+
+from streamkit import Context, FixedBackoff, Middleware, RetryPolicy, Router
 from tests.behaviour.backends import Backend
-from tests.seams.recording_middleware import CURRENT, Broken, Recording
+from tests.seams.recording_middleware import (
+    CURRENT,
+    Broken,
+    BrokenSync,
+    Recording,
+    SyncRecording,
+)
 
 
+@pytest.mark.parametrize("kind", [Recording, SyncRecording])
 def test_scopes_wrap_sync_async_and_blocking_handlers_and_carry_contextvars(
-    run_on: Callable[..., None],
+    run_on: Callable[..., None], kind: type[Recording]
 ) -> None:
-    mw = Recording()
+    mw = kind()
     router = Router(
         topics=["events"],
         middleware=[mw],
@@ -47,8 +56,12 @@ def test_scopes_wrap_sync_async_and_blocking_handlers_and_carry_contextvars(
         assert inside["sync"] == "sync" and inside["async"] == "async"
         assert inside["blocking"][0] == "blocking"
         assert inside["blocking"][1] != "MainThread"  # the contextvar crossed into the thread
+        sync_scope = kind is SyncRecording  # plain sync handlers take the sync form
         for t in ("sync", "async", "blocking", "fails"):  # keys differ: scopes may interleave
-            assert [side for side, kind in mw.log if kind == t] == ["enter", "exit"]
+            expected = ["enter", "exit"]
+            if sync_scope and t in ("sync", "fails"):
+                expected = ["enter", "sync scope", "exit"]
+            assert [side for side, k in mw.log if k == t] == expected
         assert sorted(k for s, k in mw.log if s == "publish") == ["dlq", "event"]
         [out] = await b.records(b.topic("outputs"))  # type: ignore[attr-defined]
         assert out.header("x-trace") == "trace-1"  # ctx.state from the scope of offset 1
@@ -59,10 +72,11 @@ def test_scopes_wrap_sync_async_and_blocking_handlers_and_carry_contextvars(
     run_on(router, scenario, extra_topics=["outputs"])
 
 
+@pytest.mark.parametrize("kind", [Broken, BrokenSync])
 def test_a_failing_middleware_never_stops_the_handler_or_the_worker(
-    run_on: Callable[..., None],
+    run_on: Callable[..., None], kind: type[Middleware]
 ) -> None:
-    router = Router(topics=["events"], middleware=[Broken()], publish_topics={"out": "outputs"})
+    router = Router(topics=["events"], middleware=[kind()], publish_topics={"out": "outputs"})
     seen: list[str] = []
 
     @router.handler("e")
@@ -70,12 +84,18 @@ def test_a_failing_middleware_never_stops_the_handler_or_the_worker(
         seen.append(data["id"])
         await ctx.publish("out", data)
 
+    @router.handler("s")
+    def on_sync(data: dict[str, Any], ctx: Context) -> None:
+        seen.append(data["id"])
+        ctx.publish("out", data)
+
     async def scenario(b: Backend) -> None:
         await b.send("e", {"id": "a"})
-        await b.send("e", {"id": "b"})
+        await b.send("s", {"id": "b"})
+        await b.send("e", {"id": "c"})
         await b.settle()
-        assert seen == ["a", "b"]
-        assert len(await b.records(b.topic("outputs"))) == 2  # type: ignore[attr-defined]
-        assert await b.committed() == 2
+        assert seen == ["a", "b", "c"]
+        assert len(await b.records(b.topic("outputs"))) == 3  # type: ignore[attr-defined]
+        assert await b.committed() == 3
 
     run_on(router, scenario, extra_topics=["outputs"])
