@@ -204,3 +204,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     _warm_start["thread"] = thread = threading.Thread(target=start, daemon=True)
     thread.start()
+
+
+# The first test on Jaeger may wait for its binary: on a fresh machine `make test` builds it
+# in the background (one core) while everything else runs.
+JAEGER_BUILD_WAIT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the Jaeger fixture run last; the first of them may wait for the build."""
+    items.sort(key=lambda item: "jaeger" in getattr(item, "fixturenames", ()))
+    first = next((i for i in items if "jaeger" in getattr(i, "fixturenames", ())), None)
+    if first is not None:
+        marker = first.get_closest_marker("timeout")
+        own = marker.args[0] if marker is not None and marker.args else 120
+        first.add_marker(pytest.mark.timeout(JAEGER_BUILD_WAIT + own), append=False)
