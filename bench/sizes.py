@@ -37,6 +37,13 @@ class Sizes:
     s7_members: tuple[int, ...] = (1, 2, 4)
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
+    # 9. how cost grows
+    s9_events: int = 200_000
+    s9_io_events: int = 30_000
+    s9_partitions: tuple[int, ...] = (3, 48, 192)
+    s9_types: tuple[int, ...] = (1, 50)
+    s9_pads: tuple[int, ...] = (0, 10_000)
+    s9_keys: tuple[int, ...] = (10, 100_000)
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -56,6 +63,9 @@ SMOKE = Sizes(
     s7_members=(1, 2),
     s7_join_rate=2_000,
     s7_join_seconds=5.0,
+    s9_events=5_000,
+    s9_io_events=1_000,
+    s9_partitions=(3, 48),
     profile_events=20_000,
 )
 

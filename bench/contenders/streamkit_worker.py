@@ -43,6 +43,9 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())
     router.add("order.created", fn, **options)
+    types = int(spec.get("types", 1))
+    for n in range(types if types > 1 else 0):  # scenario 9's many event types
+        router.add(f"order.created.{n}", fn, **options)
     router.middleware.extend(_bench_middleware())
     settings = Settings(
         bootstrap_servers=spec["bootstrap"],

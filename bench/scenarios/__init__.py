@@ -15,6 +15,7 @@ from bench.scenarios import (
     s5_backlog,
     s6_replay,
     s7_scaleout,
+    s9_growth,
     s12_tracing,
 )
 
@@ -26,6 +27,7 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "5": s5_backlog.run,
     "6": s6_replay.run,
     "7": s7_scaleout.run,
+    "9": s9_growth.run,
     "12": s12_tracing.run,
     "profile": profile.run,
 }
