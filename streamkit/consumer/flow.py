@@ -3,24 +3,47 @@
 Both keep the poll loop polling -- the member stays in the group, heartbeats and
 rebalances go on -- while no new records of the paused partitions are fetched.
 Nothing here ever sleeps.
+
+The client calls (``pause``, ``resume``, ``seek``) are queued to the poll thread, never
+made on the loop thread: librdkafka's pause and resume wait for their op to be served,
+confluent-kafka holds the GIL meanwhile, and while the poll thread sits in a rebalance
+callback that waits for the loop, the op is not served -- the loop and the callback
+blocked each other until the assign timeout. Queued there, a call runs before the next
+``consume`` (one thread, in order), so a paused partition yields nothing more; decisions
+stay on the loop (``state.gated``, ``_held``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import TopicPartition
+import structlog
+from confluent_kafka import KafkaException, TopicPartition
 
 from streamkit import envelope as env
 from streamkit.consumer.state import PartitionState
+
+log = structlog.get_logger("streamkit.consumer")
+
+Later = Callable[..., None]  # queue a call to the poll thread, fire and forget
+
+
+def logged(fn: Callable[..., Any], *args: Any) -> None:
+    """Call ``fn``; an error (a partition revoked meanwhile, a closed client) is logged."""
+    try:
+        fn(*args)
+    except (KafkaException, RuntimeError) as exc:
+        log.debug("flow-control call failed", call=getattr(fn, "__name__", "?"), error=str(exc))
 
 
 class FlowControl:
     """Pauses and resumes partitions; the owner of every ``pause``/``resume`` call."""
 
-    def __init__(self, consumer: Any, max_buffered: int, max_pending: int) -> None:
+    def __init__(self, consumer: Any, max_buffered: int, max_pending: int, later: Later) -> None:
         self._consumer = consumer
+        self._later = later
         self._max_buffered = max_buffered
         self._max_pending = max_pending
         self._gates: dict[PartitionState, float] = {}  # state -> due time (epoch seconds)
@@ -39,8 +62,8 @@ class FlowControl:
         if not_before is None or not_before <= time.time() * 1000:
             return False
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
-        self._consumer.pause([tp])
-        self._consumer.seek(tp)
+        self._later(self._consumer.pause, [tp])
+        self._later(self._consumer.seek, tp)
         state.gated = True
         self._gates[state] = not_before / 1000
         return True
@@ -55,7 +78,8 @@ class FlowControl:
             del self._gates[state]
             state.gated = False
             if not state.revoked and not self.backpressure:
-                self._consumer.resume([TopicPartition(state.topic, state.partition)])
+                tp = TopicPartition(state.topic, state.partition)
+                self._later(self._consumer.resume, [tp])
 
     def next_due_in(self) -> float | None:
         """Seconds until the next gate opens, or None when nothing is gated."""
@@ -93,7 +117,7 @@ class FlowControl:
         """Stop fetching everything (shutdown): nothing new is started from here on."""
         tps = [TopicPartition(s.topic, s.partition) for s in states]
         if tps:
-            self._consumer.pause(tps)
+            self._later(self._consumer.pause, tps)
 
     def _set_paused(self, states: list[PartitionState], *, paused: bool) -> None:
         chosen = [s for s in states if not s.gated and not s.revoked]
@@ -104,7 +128,4 @@ class FlowControl:
             self._held.clear()
         if not tps:
             return
-        if paused:
-            self._consumer.pause(tps)
-        else:
-            self._consumer.resume(tps)
+        self._later(self._consumer.pause if paused else self._consumer.resume, tps)

@@ -73,6 +73,10 @@ class PollThread:
         """Run a blocking client call in the poll thread."""
         return await self.loop.run_in_executor(self._pool, fn, *args)
 
+    def later(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` behind the calls already queued; do not wait for it."""
+        self._pool.submit(fn, *args)
+
     @contextmanager
     def inline(self) -> Iterator[None]:
         """Mark a poll made on the loop thread (callbacks must not wait for the loop)."""

@@ -39,6 +39,7 @@ class RebalanceBridge:
         detached: Callable[[PartitionState], None],
         rebalanced: Callable[[str, list[TopicPartition]], None],
         revoke_timeout: float,
+        held: Callable[[], bool] = lambda: False,
     ) -> None:
         self._poll = poll
         self._commits = commits
@@ -46,6 +47,7 @@ class RebalanceBridge:
         self._detached = detached
         self._rebalanced = rebalanced
         self._revoke_timeout = revoke_timeout
+        self._held = held  # backpressure on: new partitions start paused
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """New partitions: fresh state for each, fetching (not paused) from the start.
@@ -53,11 +55,12 @@ class RebalanceBridge:
         librdkafka keeps a partition's pause flag across a revoke and a new assignment: a
         partition paused when it was revoked (backpressure, a retry gate, an exactly-once
         commit point) would come back paused for good. Resumed here, on the thread inside
-        the callback; backpressure pauses it again at the next check if it must.
+        the callback -- or paused there under backpressure: a fetch made before the
+        worker's own pause landed would take the buffer past its bound.
         """
         try:
             self._poll.on_loop(self._assign(partitions), timeout=30)
-            consumer.resume(partitions)
+            (consumer.pause if self._held() else consumer.resume)(partitions)
         except Exception:
             log.exception("assign callback failed")
 

@@ -1,12 +1,10 @@
 """The :class:`Worker`: one consumer-group member running a router's handlers.
 
 Threads: the event loop owns all state and runs handlers; one poll thread makes every
-blocking ``consume``/``commit``/``close`` call, so rebalance callbacks (which librdkafka
-runs inside those calls) can hand work to the loop and wait for it -- the loop is free
-while it awaits the poll. One hop per batch, never per record.
-
-This module assembles the parts (pipeline, flow control, rebalance bridge, lag gauges,
-metrics) and runs the poll loop; each part owns its concern.
+blocking ``consume``/``commit``/``close`` call (and flow control's pause/resume), so
+rebalance callbacks (which librdkafka runs inside those calls) can hand work to the loop
+and wait for it -- the loop is free while it awaits the poll. One hop per batch, never
+per record. This module assembles the parts and runs the poll loop.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from functools import partial
 from typing import Any, cast
 
 import confluent_kafka
@@ -23,7 +22,7 @@ from confluent_kafka import TopicPartition
 from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings
 from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
-from streamkit.consumer.flow import FlowControl
+from streamkit.consumer.flow import FlowControl, logged
 from streamkit.consumer.lagwatch import LagWatch
 from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
 from streamkit.consumer.pollthread import DaemonExecutor, PollThread
@@ -183,7 +182,10 @@ class Worker:
         if isinstance(self.pipeline.commits, TransactionalCommits):
             await self.poll.call(self.pipeline.commits.start)  # init_transactions blocks
         self.flow = FlowControl(
-            self.consumer, self.settings.max_buffered, self.settings.max_pending_per_partition
+            self.consumer,
+            self.settings.max_buffered,
+            self.settings.max_pending_per_partition,
+            partial(self.poll.later, logged),  # pause/resume/seek: never on the loop thread
         )
         self.pipeline.dispatcher.gate = self.flow.gate
         self.lag = LagWatch(
@@ -196,6 +198,7 @@ class Worker:
             detached=self._detached,
             rebalanced=self._rebalanced,
             revoke_timeout=self.settings.revoke_timeout,
+            held=lambda: self.flow.backpressure,
         )
         self.consumer.subscribe(
             list(self.tiers),
