@@ -66,11 +66,21 @@ def strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: strict(value) for key, value in schema.items()}
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = _python_regex(out["pattern"])
     keeps_unknown = out.get("x-kubernetes-preserve-unknown-fields", False)
     open_on_purpose = keeps_unknown or "additionalProperties" in out
     if "properties" in out and not open_on_purpose:
         out["additionalProperties"] = False
     return out
+
+
+def _python_regex(pattern: str) -> str:
+    """Go's RE2 allows ``^(?i)...``; Python wants global flags first."""
+    flags = re.findall(r"\(\?[a-z]+\)", pattern)
+    if flags and not pattern.startswith(flags[0]):
+        pattern = "".join(flags) + re.sub(r"\(\?[a-z]+\)", "", pattern)
+    return pattern
 
 
 @cache

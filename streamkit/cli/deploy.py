@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from streamkit.cli.common import friendly_errors, kafka_options
-from streamkit.cli.options import connect
+from streamkit.cli.options import connect, json_option
 from streamkit.config import Settings
 from streamkit.errors import ConfigError
 from streamkit.loader import load_router
 from streamkit.ops.keda import MAX_REPLICAS_HINT, KedaPlan, scaled_object, to_yaml
+from streamkit.ops.render import print_json
 
 
 @click.group()
@@ -64,6 +65,7 @@ def deploy() -> None:
     help="Kind of the workload to scale.",
 )
 @click.option("--auth", metavar="NAME", help="TriggerAuthentication for SASL/TLS brokers.")
+@json_option
 @kafka_options
 @friendly_errors
 def keda(
@@ -77,6 +79,7 @@ def keda(
     name: str | None,
     kind: str,
     auth: str | None,
+    as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
 ) -> None:
@@ -100,6 +103,12 @@ def keda(
         group=group, topics=sources, max_replicas=max_replicas, min_replicas=min_replicas,
         rate=rate, catch_up=catch_up, name=name, kind=kind, auth=auth,
     )  # fmt: skip
-    click.echo(f"# streamkit deploy keda {module} --group {group}", nl=False)
-    click.echo(f" (lagThreshold = {plan.rate:g} ev/s x {plan.catch_up:g} s)")
-    click.echo(to_yaml(scaled_object(plan)), nl=False)
+    if as_json:  # kubectl apply -f takes JSON as well
+        print_json(scaled_object(plan))
+        return
+    click.echo(
+        f"# streamkit deploy keda {module} --group {group}: lagThreshold {plan.lag_threshold}"
+        f" = {plan.rate:g} events/s x {plan.catch_up:g} s, maxReplicaCount {max_replicas}\n"
+        + to_yaml(scaled_object(plan)),
+        nl=False,
+    )
