@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from streamkit._version import __version__
+from streamkit.cli.deploy import deploy
 from streamkit.cli.dlq import dlq
 from streamkit.cli.lag import lag
 from streamkit.cli.produce import produce
@@ -32,6 +33,7 @@ cli.add_command(dlq)
 cli.add_command(produce)
 cli.add_command(lag)
 cli.add_command(schemas)
+cli.add_command(deploy)
 
 
 def main() -> None:
