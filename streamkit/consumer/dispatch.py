@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from streamkit import envelope as env
+from streamkit.codecs.base import NOT_PARSED
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.outcomes import FailurePath
 from streamkit.consumer.parking import ParkingLot
@@ -69,6 +70,9 @@ class Dispatcher:
         self._threads = threads
         self._loop = asyncio.get_running_loop()
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
+        # Header value -> plain sync handler, for records that need no other routing step:
+        # none when a topic handler or a codec of another family could claim them first.
+        self._plain = router.plain_by_header()
         # A sync handler needs a task only under a scope that has no sync form.
         self._task_scopes = bool(self._chain) and not self._chain.runs_sync
         self.scheduler = Scheduler(
@@ -111,9 +115,33 @@ class Dispatcher:
             bad = DecodeError("undecodable header name (not UTF-8)", raw=msg.value())
             self.failures.bad_input(msg, None, state, bad, 1)
             return True
-        if state.tier.n and self.gate is not None and self.gate(msg, headers, state):
-            return False
+        if state.tier.n:
+            if self.gate is not None and self.gate(msg, headers, state):
+                return False
+        elif not state.running and not self._chain:
+            spec = self._plain.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
+            if spec is not None and self._run_fast(msg, state, spec, headers):
+                return True
         self.handle(msg, state, headers)
+        return True
+
+    def _run_fast(
+        self, msg: Record, state: PartitionState, spec: HandlerSpec, headers: Headers | None
+    ) -> bool:
+        """The hot path: a plain sync handler named by the header, nothing in flight.
+
+        What :meth:`handle` would do for such a record, without its routing steps; False
+        (nothing done) for anything unusual -- an empty value, a decode error -- which
+        :meth:`handle` then takes from the start.
+        """
+        value = msg.value()
+        if not value:
+            return False
+        try:
+            payload, event_id = spec.decode(value, NOT_PARSED)
+        except Exception:
+            return False
+        self._run_plain(msg, state, spec, payload, (event_id, spec.event_type, 1, headers))
         return True
 
     def handle(self, msg: Record, state: PartitionState, headers: Headers | None) -> None:

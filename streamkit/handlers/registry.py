@@ -247,6 +247,17 @@ class Router:
             keep_key_order=False,
         )
 
+    def plain_by_header(self) -> dict[bytes | None, HandlerSpec]:
+        """``event_type`` header bytes -> handler, for the dispatcher's hot path.
+
+        Only plain sync handlers (:attr:`HandlerSpec.plain`), and none at all when a topic
+        handler exists (it claims its topic's records whatever their header says): for the
+        records it names, a lookup here is exactly what :meth:`resolve` would find.
+        """
+        if self._by_topic:
+            return {}
+        return {t.encode(): spec for t, spec in self._handlers.items() if spec.plain and t != "*"}
+
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""
         return self._handlers.get(event_type)
