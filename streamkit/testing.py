@@ -191,12 +191,15 @@ class TestBroker:
 
     async def __aenter__(self) -> TestBroker:
         self._threads = ThreadPoolExecutor(2)
+        self.metrics = Metrics()
+        for mw in self.router.middleware:
+            mw.bind(self.metrics, self.group)
         self._pipeline: Pipeline = build_pipeline(
             self.router,
             self._memory,
             group=self.group,
             tiers=self._tiers,
-            stats=BatchStats(Metrics(), self.group),
+            stats=BatchStats(self.metrics, self.group),
             threads=self._threads,
             max_inflight=1000,
             extra_middleware=[_Recorder(self)],

@@ -110,6 +110,8 @@ class Worker:
         """Join the group and handle events until :meth:`stop`."""
         loop = asyncio.get_running_loop()
         self.metrics.prime(self.group, self.sources, [h.event_type for h in self.router.handlers()])
+        for mw in self.router.middleware:  # middleware that counts (dedupe) gets the metrics
+            mw.bind(self.metrics, self.group)
         self.producer = Producer(
             self._producer_conf(),
             topics=self.router.publish_topics | self.settings.publish_topics,

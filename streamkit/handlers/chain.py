@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from streamkit.errors import Skip
 from streamkit.handlers.middleware import CallNext, Middleware
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
                 raise handler_error from None
             if not isinstance(exc, Exception):
                 raise  # cancellation, exit: not the middleware's to swallow
+            if isinstance(exc, Skip) and not called:
+                raise  # a middleware skipping the event on purpose (a duplicate)
             log.exception("middleware failed", middleware=type(mw).__name__)
             if not called:
                 await inner()

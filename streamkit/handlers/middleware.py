@@ -9,13 +9,15 @@ middleware wants to carry from its scope to its publish hook.
 
 Middleware never crashes the worker: an exception of a middleware's own is logged and the
 event goes on (the handler still runs); the handler's exception passes through unchanged.
+A middleware that raises :class:`~streamkit.errors.Skip` before calling the handler skips
+the event on purpose (counted ``skipped``, offset committed): how a duplicate is dropped.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamkit.handlers.context import Context
@@ -43,6 +45,11 @@ class Middleware:
             raise
         finally:
             self.after_handle(ctx, error, time.perf_counter() - started)
+
+    def bind(self, metrics: Any, group: str) -> None:
+        """Called once when a worker (or ``TestBroker``) starts, with its
+        :class:`~streamkit.observability.metrics.Metrics` and consumer group: for
+        middleware that counts (and primes its series)."""
 
     def before_handle(self, ctx: Context) -> None:
         """Called before the handler runs (by the default :meth:`handle`)."""
