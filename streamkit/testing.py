@@ -32,6 +32,7 @@ from streamkit.codecs.base import event_record
 from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.delivery import Delivery, DeliveryResult
 from streamkit.errors import ConfigError, DeliveryFailedError
+from streamkit.handlers.chain import close_all
 from streamkit.handlers.context import Context
 from streamkit.handlers.middleware import CallNext, Middleware
 from streamkit.handlers.registry import Router, default_router
@@ -213,6 +214,7 @@ class TestBroker:
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await close_all(self.router.middleware)
         self._threads.shutdown(wait=False)
 
     # -- sending -----------------------------------------------------------------------

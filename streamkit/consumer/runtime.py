@@ -34,6 +34,7 @@ from streamkit.consumer.startup import check_consumer_conf, log_start
 from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.consumer.transactional import TransactionalCommits
 from streamkit.errors import ConfigError
+from streamkit.handlers.chain import close_all
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
@@ -124,6 +125,7 @@ class Worker:
             self.pipeline = self._build(self.producer)
             await self._consume(loop)
         finally:
+            await close_all(self.router.middleware)  # a dedupe store's connections
             self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()

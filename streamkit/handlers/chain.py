@@ -48,6 +48,15 @@ class MiddlewareChain:
                 log.exception("middleware before_publish failed", middleware=type(mw).__name__)
 
 
+async def close_all(middleware: Sequence[Middleware]) -> None:
+    """Close every middleware; a failing close is logged, the others still run."""
+    for mw in middleware:
+        try:
+            await mw.close()
+        except Exception:
+            log.exception("middleware close failed", middleware=type(mw).__name__)
+
+
 def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
     """``mw``'s scope around ``inner``, such that a failing middleware never loses the event.
 

@@ -51,6 +51,10 @@ class Middleware:
         :class:`~streamkit.observability.metrics.Metrics` and consumer group: for
         middleware that counts (and primes its series)."""
 
+    async def close(self) -> None:
+        """Called once when the worker (or ``TestBroker``) stops, after the drain: release
+        what the middleware holds (a store's connections)."""
+
     def before_handle(self, ctx: Context) -> None:
         """Called before the handler runs (by the default :meth:`handle`)."""
 

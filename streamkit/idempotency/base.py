@@ -60,7 +60,11 @@ class Hold(Protocol):
 
 
 class DedupeStore(Protocol):
-    """Where handled keys are remembered. ``name`` labels the metrics (``memory`` ...)."""
+    """Where handled keys are remembered. ``name`` labels the metrics (``memory`` ...).
+
+    A store holding connections may also have ``async close()``: called when the worker
+    stops (it must be usable again by a later start).
+    """
 
     name: str
 
@@ -120,6 +124,12 @@ class Dedupe(Middleware):
         """Count into the worker's metrics (primed here: zero before the first event)."""
         self._metrics, self._group = metrics, group
         metrics.dedupe_store_errors.labels(group, self.store.name)
+
+    async def close(self) -> None:
+        """Close the store's connections (the worker stopped); a later start reopens them."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
 
     async def handle(self, ctx: Context, call_next: CallNext) -> None:
         """Skip a duplicate, else run the handler and have the store remember its key."""

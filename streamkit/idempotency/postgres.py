@@ -107,7 +107,6 @@ class PostgresInbox:
             "INSERT INTO {} (consumer_group, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
         ).format(ident)
         self._ready = False
-        self._closed = False
         self._next_cleanup = time.monotonic() + cleanup_every
         self._cleaning: asyncio.Task[int] | None = None
 
@@ -151,8 +150,6 @@ class PostgresInbox:
         # Committed: a crash from here on makes the redelivered event a duplicate.
 
     async def _open(self) -> AsyncConnectionPool:
-        if self._closed:
-            raise StoreUnavailableError("postgres: the inbox was closed")
         if self._pool is None:
             # Opened without waiting: a database down at start is held like any outage.
             pool = AsyncConnectionPool(
@@ -214,9 +211,10 @@ class PostgresInbox:
         return total
 
     async def close(self) -> None:
-        """Close the pool this inbox opened (a pool you passed in stays yours); events still
-        held wait until cancelled."""
-        self._closed = True
+        """Close the pool this inbox opened (a pool you passed in stays yours); called when
+        the worker stops, and a later start opens a new one."""
+        if self._cleaning is not None:
+            self._cleaning.cancel()
         if self._pool is not None and self._given is None:
             await self._pool.close()
             self._pool = None

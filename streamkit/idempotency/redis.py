@@ -84,8 +84,8 @@ class RedisStore:
         await hold(lambda: _answer(self.client.set(name, b"1", nx=True, ex=self.ttl)))
         return True
 
-    async def aclose(self) -> None:
-        """Close the client's connections."""
+    async def close(self) -> None:
+        """Close the client's connections (called when the worker stops; reusable after)."""
         await self.client.aclose()
 
 

@@ -195,8 +195,10 @@ def test_one_row_per_event_through_five_sigkills(
     rows = _rows(postgres.address, effects)
     missing = [n for n in range(EVENTS) if n not in rows]
     doubled = sum(c - 1 for c in rows.values() if c > 1)
-    print(f"\ninbox verifier [{inbox}]: {EVENTS} events, 5 kills, handler runs="
-          f"{handled_lines(out)}, missing={len(missing)}, duplicated rows={doubled}")
+    print(
+        f"\ninbox verifier [{inbox}]: {EVENTS} events, 5 kills, handler runs="
+        f"{handled_lines(out)}, missing={len(missing)}, duplicated rows={doubled}"
+    )
     assert missing == []
     if inbox == "on":
         assert doubled == 0
