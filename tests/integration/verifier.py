@@ -39,7 +39,5 @@ def kill_then_drain(
         service.wait(30)
     final = start()
     ends = end_offsets(bootstrap, topic, partitions)
-    wait_until(
-        lambda: committed(bootstrap, group, topic, partitions) == ends, 180, "all committed"
-    )
+    wait_until(lambda: committed(bootstrap, group, topic, partitions) == ends, 180, "all committed")
     assert final.stop() == 0
