@@ -47,6 +47,8 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
         from streamkit.observability.tracing import middleware_from_env
 
         router.middleware.extend(middleware_from_env())
+    if spec.get("dedupe"):
+        router.middleware.append(_dedupe(spec))
     settings = Settings(
         bootstrap_servers=spec["bootstrap"],
         group_id=spec["group"],
@@ -54,6 +56,27 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     )
     worker = holder["worker"] = Worker(router, settings)
     return worker
+
+
+def _dedupe(spec: dict[str, Any]) -> Any:
+    """The idempotency scenario's middleware: an in-memory window or the PostgreSQL inbox."""
+    from streamkit.idempotency import Dedupe, MemoryStore
+
+    if spec["dedupe"] == "memory":
+        return Dedupe(MemoryStore())
+    if spec["dedupe"] == "noop":  # the middleware scope's own cost, for comparison
+        from streamkit.handlers.middleware import CallNext, Middleware
+
+        class PassThrough(Middleware):
+            async def handle(self, ctx: Any, call_next: CallNext) -> None:
+                await call_next()
+
+        return PassThrough()
+    from streamkit.idempotency.postgres import PostgresInbox
+
+    return Dedupe(
+        PostgresInbox(spec["dsn"], table=spec["inbox_table"], max_size=int(spec.get("pool", 10)))
+    )
 
 
 async def _main(spec: dict[str, Any], rec: Recorder) -> None:
