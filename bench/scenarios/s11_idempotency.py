@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(b: Bench) -> ScenarioResult:
     s = b.sizes
-    outcomes: dict[str, list[Outcome]] = {r[0]: [] for r in MEMORY_ROWS} | {INBOX: [], RAW_PG: []}
+    outcomes: dict[str, list[Outcome]] = {label: [] for label, *_ in MEMORY_ROWS}
+    outcomes |= {INBOX: [], RAW_PG: []}
     topic = b.data_topic("s11", s.partitions, s.s11_events, s.keys)
     pg_topic = b.data_topic("s11pg", s.partitions, s.s11_pg_events, s.keys)
     dsn = _postgres()
