@@ -120,8 +120,6 @@ def _targets(rows: list[Any]) -> list[Target]:
 
     return [
         Target("in-memory dedupe / none, async handler", ratio(ASYNC_DEDUPE), 0.8, unit="x"),
-        Target(
-            "in-memory dedupe / none, trivial sync handler", ratio(SYNC_DEDUPE), 0.8, unit="x"
-        ),
+        Target("in-memory dedupe / none, trivial sync handler", ratio(SYNC_DEDUPE), 0.8, unit="x"),
         Target("PostgreSQL inbox / raw loop, same SQL (events/s)", ratio(INBOX), 0.8, unit="x"),
     ]
