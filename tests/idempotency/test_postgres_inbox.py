@@ -127,6 +127,30 @@ def test_cleanup_deletes_rows_past_retention(
         assert conn.execute(query).fetchall() == [("e2",)]
 
 
+def test_the_cleanup_job_runs_while_events_flow(
+    postgres: LocalServer, tables: tuple[str, str]
+) -> None:
+    # cleanup_every=0: the first event starts the background delete of expired rows.
+    effects, inbox_table = tables
+    inbox = PostgresInbox(postgres.address, table=inbox_table, cleanup_every=0)
+    old = sql.SQL("INSERT INTO {} VALUES ('test', 'old', now() - interval '30 days')")
+
+    async def scenario() -> int:
+        await inbox.setup()
+        async with await psycopg.AsyncConnection.connect(postgres.address) as conn:
+            await conn.execute(old.format(sql.Identifier(inbox_table)))
+        async with TestBroker(_router(inbox, effects)) as broker:
+            _append(broker, "new", 1)
+            await asyncio.wait_for(broker.run(), 30)
+            assert inbox._cleaning is not None  # started by the event
+            return await asyncio.wait_for(inbox._cleaning, 30)
+
+    assert asyncio.run(scenario()) == 1
+    query = sql.SQL("SELECT event_id FROM {}").format(sql.Identifier(inbox_table))
+    with psycopg.connect(postgres.address) as conn:
+        assert conn.execute(query).fetchall() == [("new",)]
+
+
 def test_database_down_holds_the_event_until_cancelled(tables: tuple[str, str]) -> None:
     # A port nothing listens on: every connect fails; the event waits in the middleware's
     # scope (handler not run, errors counted) until shutdown cancels it -- never a failure
@@ -156,6 +180,47 @@ def test_database_down_holds_the_event_until_cancelled(tables: tuple[str, str]) 
     errors = metrics.registry.get_sample_value(
         "streamkit_dedupe_store_errors_total", {"group": "g", "store": "postgres"})  # fmt: skip
     assert errors is not None and errors >= 2
+
+
+def test_postgres_restarted_mid_stream_events_wait_then_run_once(
+    postgres: LocalServer, tables: tuple[str, str]
+) -> None:
+    # The pool's idle connections die with the server: the first use finds them broken,
+    # which is the database being down (held), not the handler failing (retry path).
+    if not postgres.owned:
+        pytest.skip("needs a PostgreSQL this session may stop (scripts/postgres-local)")
+    effects, inbox_table = tables
+    inbox = PostgresInbox(postgres.address, table=inbox_table, timeout=0.5)
+
+    async def scenario() -> TestBroker:
+        async with TestBroker(_router(inbox, effects)) as broker:
+            for n in range(5):
+                _append(broker, f"e{n}", n)
+            await asyncio.wait_for(broker.run(), 30)
+            await asyncio.to_thread(postgres.stop)
+            try:
+                for n in range(5, 10):
+                    _append(broker, f"e{n}", n)
+                running = asyncio.create_task(broker.run())
+                async with asyncio.timeout(30):  # the held events count store errors
+                    while _store_errors(broker) < 2:
+                        assert not running.done(), "events ran while PostgreSQL was down"
+                        await asyncio.sleep(0.05)
+            finally:
+                await asyncio.to_thread(postgres.start)
+            await asyncio.wait_for(running, 60)
+            return broker
+
+    broker = asyncio.run(scenario())
+    assert _rows(postgres.address, effects) == {n: 1 for n in range(10)}
+    assert broker.dead_letters == []
+
+
+def _store_errors(broker: TestBroker) -> float:
+    labels = {"group": "test", "store": "postgres"}
+    return (
+        broker.metrics.registry.get_sample_value("streamkit_dedupe_store_errors_total", labels) or 0
+    )
 
 
 def _context(event_id: str) -> Context:
