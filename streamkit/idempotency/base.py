@@ -7,8 +7,9 @@ finishes as ``skipped``, so its offset is committed like any event done.
 
 A store that does not answer is not bad input: its operations raise
 :class:`StoreUnavailableError`, and the middleware holds the event *in its scope* --
-retrying with capped exponential backoff, a WARNING line when the hold starts and one when
-it ends, ``streamkit_dedupe_store_errors_total`` per failed try -- so its offset stays
+retrying with capped exponential backoff, a WARNING line when the outage starts (repeated
+every 30 s while it lasts) and one when it ends,
+``streamkit_dedupe_store_errors_total`` per failed try -- so its offset stays
 uncommitted and nothing is dead-lettered. The wait ends when the store answers again, or
 when the task is cancelled (shutdown past its bound, a revoked partition): the event is
 then not done, and is handled again by the next owner.
@@ -17,6 +18,7 @@ then not done, and is handled again by the next owner.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -41,6 +43,7 @@ __all__ = [
 
 log = structlog.get_logger("streamkit.idempotency")
 T = TypeVar("T")
+LOG_EVERY = 30.0  # seconds between "store unavailable" lines while it stays down
 KeyFunction = Callable[["Context"], "str | None"]
 
 
@@ -119,6 +122,8 @@ class Dedupe(Middleware):
         self.backoff = backoff or Backoff()
         self._metrics: Any = None
         self._group = ""
+        self._down = False  # the store failed and has not answered since
+        self._logged = 0.0  # when the last "unavailable" line was written (monotonic)
 
     def bind(self, metrics: Any, group: str) -> None:
         """Count into the worker's metrics (primed here: zero before the first event)."""
@@ -160,9 +165,9 @@ class Dedupe(Middleware):
                 self._store_error(exc, failures, delay)
                 await asyncio.sleep(delay)  # cancelled at shutdown: the event is not done
                 continue
-            if failures:
-                log.warning("dedupe store back; event goes on", store=self.store.name,
-                            failed_tries=failures)  # fmt: skip
+            if failures and self._down:
+                self._down = False  # one line for the whole outage, not one per event
+                log.warning("dedupe store back; held events go on", store=self.store.name)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -170,8 +175,11 @@ class Dedupe(Middleware):
         if self._metrics is not None:
             m = self._metrics
             m.child(m.dedupe_store_errors, self._group, self.store.name).inc()
-        # One line when the hold starts, then one per cap-long wait: not one per try.
-        if failures == 1 or delay >= self.backoff.cap:
-            log.warning("dedupe store unavailable; holding the event (offset not committed)",
+        # One line when the outage starts, then one per LOG_EVERY seconds: not one per event
+        # held (a thousand events in flight would write a thousand lines per try).
+        now = time.monotonic()
+        if not self._down or now - self._logged >= LOG_EVERY:
+            self._down, self._logged = True, now
+            log.warning("dedupe store unavailable; holding events (offsets not committed)",
                         store=self.store.name, error=str(exc), retry_in_s=delay,
                         failed_tries=failures)  # fmt: skip
