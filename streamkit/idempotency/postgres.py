@@ -77,7 +77,9 @@ class PostgresInbox:
 
     ``pool`` is a psycopg_pool ``AsyncConnectionPool`` (size it to the handler concurrency)
     or a conninfo string (a pool of up to ``max_size`` is opened on first use). The table
-    is created on first use if missing.
+    is created on first use if missing. Each event holds a connection for its handler's
+    run: keep ``--max-inflight`` near the pool size (an event waiting longer than
+    ``timeout`` for a connection is held like an outage, and counted as one).
     """
 
     name = "postgres"
