@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import redis
 
 from streamkit import Router
 from streamkit.envelope import HEADER_EVENT_TYPE, encode_envelope
@@ -84,6 +85,9 @@ def test_duplicates_within_ttl_are_skipped_after_a_restart(
         skipped = _sample(w, "streamkit_duplicates_skipped_total", topic=topic, event_type="paid")
     assert second.runs == Counter(range(200, 210))  # only the new ones ran
     assert skipped == 200
+    with redis.Redis.from_url(redis_server.address) as client:  # each mark expires
+        ttl = client.ttl(f"streamkit:dedupe:{group}:{unique}-0")
+    assert 0 < ttl <= 3600
 
 
 @pytest.mark.timeout(180)
