@@ -131,6 +131,8 @@ class PostgresInbox:
                 except Exception as exc:
                     raise _classify(exc, failed, conn) from None
         except psycopg.OperationalError as exc:  # connect, pool timeout, commit on a lost link
+            if failed and exc is failed[0]:
+                raise  # the handler's own (a cancelled query on a healthy link): its failure
             raise StoreUnavailableError(f"postgres: {exc}") from exc
         return True
 

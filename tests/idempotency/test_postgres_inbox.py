@@ -101,6 +101,33 @@ def _duplicates(broker: TestBroker) -> float:
     )
 
 
+def test_a_handler_query_error_is_the_handlers_failure_not_an_outage(
+    postgres: LocalServer, tables: tuple[str, str]
+) -> None:
+    # QueryCanceled is a psycopg OperationalError, but the link is healthy: the handler
+    # failed (retry policy, then the DLQ), the database is not down (no hold).
+    _, inbox_table = tables
+    inbox = PostgresInbox(postgres.address, table=inbox_table)
+    router = Router(topics=["events"], middleware=[Dedupe(inbox)],
+                    retry=RetryPolicy(max_attempts=1))  # fmt: skip
+
+    @router.handler("t")
+    async def handle(data: dict[str, int], ctx: Context) -> None:
+        await connection(ctx).execute("SET LOCAL statement_timeout = 1")
+        await connection(ctx).execute("SELECT pg_sleep(1)")
+
+    async def scenario() -> TestBroker:
+        async with TestBroker(router) as broker:
+            _append(broker, "slow", 1)
+            await asyncio.wait_for(broker.run(), 30)
+            return broker
+
+    broker = asyncio.run(scenario())
+    assert len(broker.dead_letters) == 1
+    assert broker.dead_letters[0].header("streamkit-error-type") == "QueryCanceled"
+    assert _store_errors(broker) == 0
+
+
 def test_cleanup_deletes_rows_past_retention(
     postgres: LocalServer, tables: tuple[str, str]
 ) -> None:
