@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test jaeger-background lint typecheck contracts unit integration broker-start broker-stop bench bench-smoke soak clean
+.PHONY: demo test jaeger-background lint typecheck contracts unit integration broker-start broker-stop bench bench-smoke soak soak-inbox clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ soak: $(STAMP)
 	bootstrap=$$(scripts/kafka-local start | tail -n1); \
 	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
 	$(BIN)/python -m tests.faults.soak $$bootstrap
+
+# Not in CI: the inbox verifier at full size (20,000 events, 5 SIGKILLs, with and without
+# the inbox); make test runs it with 3,000. Starts Kafka, and PostgreSQL via its fixture.
+soak-inbox: $(STAMP)
+	@set -euo pipefail; \
+	if scripts/kafka-local status >/dev/null 2>&1; then started=0; else started=1; fi; \
+	bootstrap=$$(scripts/kafka-local start | tail -n1); \
+	trap '[ $$started = 1 ] && scripts/kafka-local stop >/dev/null' EXIT; \
+	STREAMKIT_INBOX_EVENTS=$${STREAMKIT_INBOX_EVENTS:-20000} STREAMKIT_TEST_BOOTSTRAP=$$bootstrap \
+	  $(BIN)/pytest -s -q --timeout 1200 tests/idempotency/test_postgres_inbox.py -k sigkills
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

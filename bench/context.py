@@ -19,6 +19,7 @@ MAIN_VENV_CONTENDERS = {
     "raw_serial_async",
     "streamkit_worker",
     "asyncio_ceiling",
+    "raw_pg_inbox",
 }
 
 

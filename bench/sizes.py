@@ -44,6 +44,9 @@ class Sizes:
     s9_types: tuple[int, ...] = (1, 50)
     s9_pads: tuple[int, ...] = (0, 10_000)
     s9_keys: tuple[int, ...] = (10, 100_000)
+    # 11. idempotency
+    s11_events: int = 100_000
+    s11_pg_events: int = 10_000
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -67,6 +70,8 @@ SMOKE = Sizes(
     s9_io_events=1_000,
     s9_partitions=(3, 48),
     profile_events=20_000,
+    s11_events=20_000,
+    s11_pg_events=2_000,
 )
 
 

@@ -32,6 +32,7 @@ from streamkit.codecs.base import event_record
 from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.delivery import Delivery, DeliveryResult
 from streamkit.errors import ConfigError, DeliveryFailedError
+from streamkit.handlers.chain import close_all
 from streamkit.handlers.context import Context
 from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 from streamkit.handlers.registry import Router, default_router
@@ -203,12 +204,15 @@ class TestBroker:
 
     async def __aenter__(self) -> TestBroker:
         self._threads = ThreadPoolExecutor(2)
+        self.metrics = Metrics()
+        for mw in self.router.middleware:
+            mw.bind(self.metrics, self.group)
         self._pipeline: Pipeline = build_pipeline(
             self.router,
             self._memory,
             group=self.group,
             tiers=self._tiers,
-            stats=BatchStats(Metrics(), self.group),
+            stats=BatchStats(self.metrics, self.group),
             threads=self._threads,
             max_inflight=1000,
             extra_middleware=[_Recorder(self)],
@@ -222,6 +226,7 @@ class TestBroker:
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await close_all(self.router.middleware)
         self._threads.shutdown(wait=False)
 
     # -- sending -----------------------------------------------------------------------

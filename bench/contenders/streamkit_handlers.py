@@ -76,6 +76,29 @@ def join_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
     return on_order, {}
 
 
+def async_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    async def on_order(event: Order) -> None:
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
+def pg_insert_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    from psycopg import sql
+
+    from streamkit.idempotency.postgres import connection
+
+    insert = sql.SQL("INSERT INTO {} (n) VALUES (%s)").format(sql.Identifier(spec["effects_table"]))
+
+    async def on_order(event: Order, ctx: Context) -> None:
+        await connection(ctx).execute(insert, (event.seq,))  # in the event's inbox transaction
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "sync": sync_handler,
     "io": io_handler,
@@ -84,4 +107,6 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "backlog": io_handler,
     "timeline": timeline_handler,
     "join": join_handler,
+    "pg_insert": pg_insert_handler,
+    "async": async_handler,
 }

@@ -47,6 +47,8 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     for n in range(types if types > 1 else 0):  # scenario 9's many event types
         router.add(f"order.created.{n}", fn, **options)
     router.middleware.extend(_bench_middleware())
+    if spec.get("dedupe"):
+        router.middleware.append(_dedupe(spec))
     settings = Settings(
         bootstrap_servers=spec["bootstrap"],
         group_id=spec["group"],
@@ -80,6 +82,27 @@ def _bench_middleware() -> list[Middleware]:
 
         return middleware_from_env()
     return []
+
+
+def _dedupe(spec: dict[str, Any]) -> Any:
+    """The idempotency scenario's middleware: an in-memory window or the PostgreSQL inbox."""
+    from streamkit.idempotency import Dedupe, MemoryStore
+
+    if spec["dedupe"] == "memory":
+        return Dedupe(MemoryStore())
+    if spec["dedupe"] == "noop":  # the middleware scope's own cost, for comparison
+        from streamkit.handlers.middleware import CallNext, Middleware
+
+        class PassThrough(Middleware):
+            async def handle(self, ctx: Any, call_next: CallNext) -> None:
+                await call_next()
+
+        return PassThrough()
+    from streamkit.idempotency.postgres import PostgresInbox
+
+    return Dedupe(
+        PostgresInbox(spec["dsn"], table=spec["inbox_table"], max_size=int(spec.get("pool", 10)))
+    )
 
 
 async def _main(spec: dict[str, Any], rec: Recorder) -> None:

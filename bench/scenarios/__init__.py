@@ -16,6 +16,7 @@ from bench.scenarios import (
     s6_replay,
     s7_scaleout,
     s9_growth,
+    s11_idempotency,
     s12_tracing,
 )
 
@@ -29,6 +30,7 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "7": s7_scaleout.run,
     "9": s9_growth.run,
     "12": s12_tracing.run,
+    "11": s11_idempotency.run,
     "profile": profile.run,
 }
 ALL = tuple(SCENARIOS)

@@ -195,6 +195,21 @@ ROWS: tuple[RowSpec, ...] = (
             width=8,
         ),
     )),
+    RowSpec("Idempotency", (
+        PanelSpec(
+            "Duplicates skipped/s and dedupe store errors/s",
+            (Query("sum by (topic, event_type) "
+                   f"(rate(streamkit_duplicates_skipped_total{{{G}}}[{RATE}]))",
+                   "duplicates {{topic}} {{event_type}}"),
+             Query(f"sum by (store) (rate(streamkit_dedupe_store_errors_total{{{G}}}[{RATE}]))",
+                   "store errors {{store}}")),
+            unit="ops",
+            description="Dedupe middleware (streamkit.idempotency): duplicates are skipped "
+            "and committed; store errors hold their events (offsets not committed) until "
+            "the store answers.",
+            width=24,
+        ),
+    )),
     RowSpec("Instances", (
         PanelSpec(
             "Inflight events",

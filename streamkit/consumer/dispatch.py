@@ -251,6 +251,7 @@ class Dispatcher:
             timestamp=msg.timestamp()[1],
             group=self.group,
             publisher=self.publisher,
+            payload=job.payload,
         )
 
     # -- running through the scheduler -------------------------------------------------

@@ -33,6 +33,7 @@ from streamkit.consumer.startup import check_consumer_conf, log_start
 from streamkit.consumer.state import Load, PartitionState, drain
 from streamkit.consumer.transactional import TransactionalCommits
 from streamkit.errors import ConfigError
+from streamkit.handlers.chain import close_all
 from streamkit.handlers.registry import Router
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
@@ -109,6 +110,8 @@ class Worker:
         """Join the group and handle events until :meth:`stop`."""
         loop = asyncio.get_running_loop()
         self.metrics.prime(self.group, self.sources, [h.event_type for h in self.router.handlers()])
+        for mw in self.router.middleware:  # middleware that counts (dedupe) gets the metrics
+            mw.bind(self.metrics, self.group)
         self.producer = Producer(
             self._producer_conf(),
             topics=self.router.publish_topics | self.settings.publish_topics,
@@ -121,6 +124,7 @@ class Worker:
             self.pipeline = self._build(self.producer)
             await self._consume(loop)
         finally:
+            await close_all(self.router.middleware)  # a dedupe store's connections
             self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()

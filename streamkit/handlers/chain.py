@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from streamkit.errors import Skip
 from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class MiddlewareChain:
         ]
 
         # Sync handlers skip the task when every scope has a sync form (see handle_sync).
-        self.runs_sync = all(_has_sync_scope(type(mw)) for mw in middleware)
+        self.runs_sync = all(_has_sync_scope(mw) for mw in middleware)
 
     def __bool__(self) -> bool:
         return bool(self._scopes)
@@ -57,6 +58,15 @@ class MiddlewareChain:
                 log.exception("middleware before_publish failed", middleware=type(mw).__name__)
 
 
+async def close_all(middleware: Sequence[Middleware]) -> None:
+    """Close every middleware; a failing close is logged, the others still run."""
+    for mw in middleware:
+        try:
+            await mw.close()
+        except Exception:
+            log.exception("middleware close failed", middleware=type(mw).__name__)
+
+
 def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
     """``mw``'s scope around ``inner``, such that a failing middleware never loses the event.
 
@@ -81,7 +91,7 @@ def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
         try:
             await mw.handle(ctx, call_next)
         except BaseException as exc:
-            passing = _passing(mw, exc, handler_error)
+            passing = _passing(mw, exc, handler_error, called)
             if passing is exc:
                 raise
             if passing is not None:
@@ -92,9 +102,13 @@ def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
     return scoped
 
 
-def _has_sync_scope(cls: type[Middleware]) -> bool:
-    """The hooks-only default, or a ``handle_sync`` of its own beside a custom ``handle``."""
-    return cls.handle is Middleware.handle or cls.handle_sync is not Middleware.handle_sync
+def _has_sync_scope(mw: Middleware) -> bool:
+    """The hooks-only default, or a ``handle_sync`` of its own beside a custom ``handle``
+    (unless the instance says otherwise: ``sync_scope = False``)."""
+    cls = type(mw)
+    if cls.handle is Middleware.handle:
+        return True
+    return cls.handle_sync is not Middleware.handle_sync and bool(mw.sync_scope)
 
 
 def _guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> CallNextSync:
@@ -116,7 +130,7 @@ def _guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> CallNext
         try:
             mw.handle_sync(ctx, call_next)
         except BaseException as exc:
-            passing = _passing(mw, exc, handler_error)
+            passing = _passing(mw, exc, handler_error, called)
             if passing is exc:
                 raise
             if passing is not None:
@@ -128,7 +142,7 @@ def _guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> CallNext
 
 
 def _passing(
-    mw: Middleware, exc: BaseException, handler_error: BaseException | None
+    mw: Middleware, exc: BaseException, handler_error: BaseException | None, called: bool
 ) -> BaseException | None:
     """What a scope that raised ``exc`` passes on; None: the middleware's own error, logged."""
     if exc is handler_error:
@@ -137,5 +151,7 @@ def _passing(
         return handler_error
     if not isinstance(exc, Exception):
         return exc  # cancellation, exit: not the middleware's to swallow
+    if isinstance(exc, Skip) and not called:
+        return exc  # a middleware skipping the event on purpose (a duplicate)
     log.exception("middleware failed", middleware=type(mw).__name__)
     return None

@@ -31,6 +31,7 @@ class Context:
         "key",
         "offset",
         "partition",
+        "payload",
         "state",
         "timestamp",
         "topic",
@@ -50,6 +51,7 @@ class Context:
         timestamp: int,
         group: str,
         publisher: EventPublisher | None,
+        payload: Any = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -64,6 +66,8 @@ class Context:
         self._publisher = publisher
         self._pending: list[Delivery] = []
         self.state: dict[str, Any] = {}
+        # The decoded payload the handler gets: for middleware keyed on it (a dedupe key).
+        self.payload = payload
 
     def publish(
         self,

@@ -17,13 +17,15 @@ middleware wants to carry from its scope to its publish hook.
 
 Middleware never crashes the worker: an exception of a middleware's own is logged and the
 event goes on (the handler still runs); the handler's exception passes through unchanged.
+A middleware that raises :class:`~streamkit.errors.Skip` before calling the handler skips
+the event on purpose (counted ``skipped``, offset committed): how a duplicate is dropped.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamkit.handlers.context import Context
@@ -36,9 +38,14 @@ CallNextSync = Callable[[], None]
 class Middleware:
     """Base class; override :meth:`handle` for a scope, or the simple hooks.
 
+    ``sync_scope``: set it False on an instance whose :meth:`handle_sync` cannot serve
+    (e.g. it wraps a store that needs I/O); sync handlers then run as tasks under it.
+
     The default :meth:`handle` calls :meth:`before_handle`, the handler, then
     :meth:`after_handle` with the error (or None) and the duration in seconds.
     """
+
+    sync_scope: bool = True
 
     async def handle(self, ctx: Context, call_next: CallNext) -> None:
         """The scope around one handler call: ``await call_next()`` runs the handler."""
@@ -65,6 +72,15 @@ class Middleware:
             raise
         finally:
             self.after_handle(ctx, error, time.perf_counter() - started)
+
+    def bind(self, metrics: Any, group: str) -> None:
+        """Called once when a worker (or ``TestBroker``) starts, with its
+        :class:`~streamkit.observability.metrics.Metrics` and consumer group: for
+        middleware that counts (and primes its series)."""
+
+    async def close(self) -> None:
+        """Called once when the worker (or ``TestBroker``) stops, after the drain: release
+        what the middleware holds (a store's connections)."""
 
     def before_handle(self, ctx: Context) -> None:
         """Called before the handler runs (by the default :meth:`handle`)."""

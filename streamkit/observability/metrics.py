@@ -77,6 +77,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "streamkit_dead_letter_values_dropped_total",
         "streamkit_transactions_total",
         "streamkit_transaction_duration_seconds",
+        "streamkit_duplicates_skipped_total",
+        "streamkit_dedupe_store_errors_total",
     }
 )
 
@@ -177,6 +179,18 @@ class Metrics:
             ("group", "error_type"),
             registry=reg,
         )
+        self.duplicates_skipped = Counter(
+            "streamkit_duplicates_skipped",
+            "Events not handed to their handler: their dedupe key was handled already.",
+            ("group", "topic", "event_type"),
+            registry=reg,
+        )
+        self.dedupe_store_errors = Counter(
+            "streamkit_dedupe_store_errors",
+            "Dedupe store operations that failed (store down): the event is held and retried.",
+            ("group", "store"),
+            registry=reg,
+        )
         self.decode_errors = Counter(
             "streamkit_decode_errors",
             "Records whose envelope could not be decoded.",
@@ -256,6 +270,8 @@ class Metrics:
     def _prime_events(self, group: str, topics: tuple[str, ...], types: tuple[str, ...]) -> None:
         for topic in topics:
             self.decode_errors.labels(group, topic)
+            for event_type in types:
+                self.duplicates_skipped.labels(group, topic, event_type)
             for event_type in (*types, UNKNOWN_EVENT_TYPE):  # bad input counts as unknown
                 for outcome in _EVENT_OUTCOMES:
                     self.events.labels(group, topic, event_type, outcome)

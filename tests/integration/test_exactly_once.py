@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import signal
 import subprocess
 import time
 import uuid
@@ -15,15 +13,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.integration.helpers import (
-    Service,
-    committed,
-    end_offsets,
-    ensure_failure_topics,
-    produce_events,
-    wait_until,
-)
+from tests.integration.helpers import Service, ensure_failure_topics, produce_events, wait_until
 from tests.integration.services.relay import router
+from tests.integration.verifier import handled_lines, kill_then_drain
 
 pytestmark = pytest.mark.kafka
 MODULE = "tests.integration.services.relay"
@@ -67,8 +59,7 @@ def _service(c: dict[str, Any], tmp_path: Path, **env: str) -> Service:
 
 
 def _handled(tmp_path: Path) -> int:
-    path = tmp_path / "handled.txt"
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+    return handled_lines(tmp_path / "handled.txt")
 
 
 def _setup(
@@ -96,17 +87,12 @@ def test_each_input_has_one_output_through_five_sigkills(
     # run: nothing lost, but duplicates (which proves the check can fail).
     c = _setup(kafka_bootstrap, make_topic, unique, EVENTS)
     env = {"STREAMKIT_GUARANTEE": guarantee, "STREAMKIT_TRANSACTIONAL_ID": f"relay-{unique}"}
-    for threshold in sorted(random.Random(unique).sample(range(1_000, EVENTS - 2_000), 5)):
-        service = _service(c, tmp_path, **env)
-        wait_until(lambda t=threshold: _handled(tmp_path) >= t, 120, f"{threshold} handled")
-        service.signal(signal.SIGKILL)
-        service.wait(30)
-    final = _service(c, tmp_path, **env)
-    ends = end_offsets(kafka_bootstrap, c["source"], 3)
-    wait_until(
-        lambda: committed(kafka_bootstrap, c["group"], c["source"], 3) == ends, 180, "all committed"
-    )
-    assert final.stop() == 0
+    kill_then_drain(
+        lambda: _service(c, tmp_path, **env),
+        lambda: _handled(tmp_path),
+        events=EVENTS, kills=5, seed=unique, bootstrap=kafka_bootstrap,
+        group=c["group"], topic=c["source"], partitions=3,
+    )  # fmt: skip
     seen = outputs(kafka_bootstrap, c["out"], 3)
     lost = [n for n in range(EVENTS) if seen[n] == 0]
     doubled = sum(v - 1 for v in seen.values() if v > 1)

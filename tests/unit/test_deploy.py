@@ -53,6 +53,7 @@ EXPECTED_ROWS = [
     "Retries and dead letters",
     "Rebalances and commits",
     "Producer",
+    "Idempotency",
     "Instances",
 ]
 IN_CI = os.environ.get("CI") == "true"

@@ -35,6 +35,8 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
     "streamkit_dead_letter_values_dropped_total": ("group",),
     "streamkit_transactions_total": ("group", "outcome"),
     "streamkit_transaction_duration_seconds": ("group",),
+    "streamkit_duplicates_skipped_total": ("group", "topic", "event_type"),
+    "streamkit_dedupe_store_errors_total": ("group", "store"),
 }
 
 
