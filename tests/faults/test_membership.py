@@ -12,8 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import NewTopic
 
-from tests.faults.harness import SteadyProducer, journal_service, kill_and_record, wait_seen
+from tests.faults.harness import (
+    SteadyProducer,
+    journal_service,
+    kill_and_record,
+    log_events,
+    wait_seen,
+)
 from tests.faults.verifier import read_journal, verify
 from tests.integration.helpers import Service, wait_until
 
@@ -115,3 +122,53 @@ def test_two_processes_with_one_instance_id_one_exits_with_one_line(
     assert "instance id 'twin-0'" in line and "Traceback" not in fenced.log.read_text()
     assert other.proc.poll() is None, "the other process must keep running"
     assert other.stop(30) == 0
+
+
+def _assigned_sets(service: Service, topic: str) -> list[dict[str, set[int]]]:
+    """Per `partitions assigned` log line of ``service``: topic -> partition numbers."""
+    found = []
+    for event in log_events(service):
+        if event.get("event") == "partitions assigned" and event.get("partitions"):
+            per_topic: dict[str, set[int]] = {}
+            for name in event["partitions"]:
+                t, _, n = name.rpartition("[")
+                per_topic.setdefault(t, set()).add(int(n.rstrip("]")))
+            found.append(per_topic)
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_consumer_protocol_member_joins_and_leaves_nothing_lost_order_kept(
+    kafka_bootstrap: str, make_topic, admin, unique: str, tmp_path: Path
+) -> None:
+    # Contract: with --group-protocol consumer (KIP-848, incremental) a stream keeps being
+    # handled while a second member joins and leaves again (SIGTERM): nothing lost, nothing
+    # handled twice (a clean hand-off commits first), key order kept; the broker's range
+    # assignor gives the joining member partition N of the source and of its retry tier.
+    topic, group, out = make_topic("kip848", partitions=4), f"g-{unique}", tmp_path / "j.txt"
+    tier = f"{topic}.{group}.retry.1"  # the journal service's one retry tier (cleaned up)
+    admin.create_topics([NewTopic(tier, 4, 1)])[tier].result(30)
+    producer = SteadyProducer(kafka_bootstrap, topic, rate=300, keys=20)
+    producer.start()
+    first = journal_service(kafka_bootstrap, group, topic, out, extra=CONSUMER,
+                            env=DEFAULT_SESSION)  # fmt: skip
+    first.wait_ready(30)
+    wait_until(lambda: len(read_journal(out)) >= 200, 30, "progress before the join")
+    second = journal_service(kafka_bootstrap, group, topic, out, extra=CONSUMER,
+                             env=DEFAULT_SESSION)  # fmt: skip
+    _first_handled_by(out, second.proc.pid, time.monotonic(), 40)
+    seen = len(read_journal(out))
+    wait_until(lambda: len(read_journal(out)) >= seen + 300, 30, "both members handling")
+    assert second.stop(30) == 0, second.log.read_text()[-2000:]
+    seen = len(read_journal(out))
+    wait_until(lambda: len(read_journal(out)) >= seen + 300, 40, "the first member alone")
+    produced = producer.results()
+    wait_seen(out, produced, 60)
+    assert first.stop(30) == 0
+    verify("KIP-848 join + leave", produced, read_journal(out)).check()
+    # Incremental: the first member gave up only what moved, and kept handling the rest.
+    revoked = [e["partitions"] for e in log_events(first) if e.get("event") == "partitions revoked"]
+    assert any(0 < len(parts) < 8 for parts in revoked), revoked  # the last: at its stop
+    joined = _assigned_sets(second, topic)
+    assert joined, "the second member logged no assignment"
+    assert joined[0].get(topic) and joined[0].get(tier) == joined[0][topic], joined[0]
