@@ -37,6 +37,9 @@ class Sizes:
     s7_members: tuple[int, ...] = (1, 2, 4)
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
+    s7_phase_seconds: float = 8.0  # lifecycle: seconds between join, join, leave, kill
+    s7_lifecycle: tuple[str, ...] = ("classic", "kip848", "static")
+    s7_modes: tuple[str, ...] = ("classic", "kip848", "static")  # capacity rows (2+ members)
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -56,6 +59,8 @@ SMOKE = Sizes(
     s7_members=(1, 2),
     s7_join_rate=2_000,
     s7_join_seconds=5.0,
+    s7_lifecycle=(),  # a killed member's session alone is 45 s
+    s7_modes=("classic",),
     profile_events=20_000,
 )
 
@@ -67,7 +72,8 @@ def with_overrides(sizes: Sizes, pairs: list[str]) -> Sizes:
         name, _, text = pair.partition("=")
         current = getattr(sizes, name)  # AttributeError names a typo
         if isinstance(current, tuple):
-            changes[name] = tuple(int(x) for x in text.split(","))
+            kind = type(current[0]) if current else int
+            changes[name] = tuple(kind(x) for x in text.split(",") if x)
         else:
             changes[name] = type(current)(text)
     return replace(sizes, **changes)
