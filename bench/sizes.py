@@ -38,7 +38,7 @@ class Sizes:
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
     s7_phase_seconds: float = 8.0  # lifecycle: seconds between join, join, leave, kill
-    s7_lifecycle: tuple[str, ...] = ("classic", "kip848", "static")
+    s7_lifecycle: tuple[str, ...] = ("classic", "kip848", "kip848_1s", "static")
     s7_modes: tuple[str, ...] = ("classic", "kip848", "static")  # capacity rows (2+ members)
     # profile
     profile_events: int = 300_000

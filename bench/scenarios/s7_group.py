@@ -21,11 +21,14 @@ class Group:
         settings: dict[str, Any] | None = None,
         *,
         static: bool = False,
+        group_config: dict[str, str] | None = None,
     ):
         self.b, self.topic, self.mode, self.settings = b, topic, mode, settings or {}
         self.static = static  # each member gets --instance-id <group>-m<slot>
         self.group = b.name("g")
         self.tier_topics = b.admin.ensure_tiers(topic, self.group, 2)
+        if group_config:  # before any member joins: KIP-848 heartbeat/session of this group
+            b.admin.set_group_config(self.group, group_config)
         self.members: list[Child] = []
 
     def add(self, slot: int | None = None) -> Child:

@@ -21,10 +21,15 @@ from bench.model import Row
 from bench.proc import wait_for_file
 from bench.scenarios.s7_group import Group
 
-MODES: dict[str, tuple[str, dict[str, Any], bool]] = {
-    "classic": ("classic range (default)", {}, False),
-    "kip848": ("KIP-848 (--group-protocol consumer)", {"group_protocol": "consumer"}, False),
-    "static": ("static (--instance-id), classic range", {}, True),
+CONSUMER = {"group_protocol": "consumer"}
+# A broker tuned for KIP-848: 1 s heartbeats for this group (needs the broker's
+# group.consumer.min.heartbeat.interval.ms <= 1000; scripts/kafka-local sets it).
+FAST_HEARTBEAT = {"consumer.heartbeat.interval.ms": "1000"}
+MODES: dict[str, tuple[str, dict[str, Any], bool, dict[str, str]]] = {
+    "classic": ("classic range (default)", {}, False, {}),
+    "kip848": ("KIP-848 (--group-protocol consumer)", CONSUMER, False, {}),
+    "kip848_1s": ("KIP-848, broker heartbeat 1 s (group config)", CONSUMER, False, FAST_HEARTBEAT),
+    "static": ("static (--instance-id), classic range", {}, True, {}),
 }
 STEPS = ("join_2", "join_4", "leave", "kill")
 MARGIN = 0.25  # s before a step that still counts as its own (the kill stops events at once)
@@ -34,17 +39,19 @@ def lifecycle_rows(b: Bench) -> list[Row]:
     """One row per mode named in ``s7_lifecycle`` (sizes)."""
     rows = []
     for key in b.sizes.s7_lifecycle:
-        label, settings, static = MODES[key]
-        figures = _run(b, settings, static)
+        label, settings, static, group_config = MODES[key]
+        figures = _run(b, settings, static, group_config)
         note = str(figures.pop("note", ""))
         rows.append(Row(f"life: {label}", figures=figures, note=note, runs=[dict(figures)]))
     return rows
 
 
-def _run(b: Bench, settings: dict[str, Any], static: bool) -> dict[str, Any]:
+def _run(
+    b: Bench, settings: dict[str, Any], static: bool, group_config: dict[str, str]
+) -> dict[str, Any]:
     s = b.sizes
     topic = b.admin.create_topic(b.name("s7life"), s.s7_partitions)
-    group = Group(b, topic, "lifecycle", settings, static=static)
+    group = Group(b, topic, "lifecycle", settings, static=static, group_config=group_config)
     first = group.add()
     if not wait_for_file(first.spec["ready"], 90, [first]):
         group.stop()
