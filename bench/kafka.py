@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from bench.workload import EVENT_TYPE, key_of
 from streamkit.admin import ensure_topics
@@ -50,6 +57,17 @@ class Admin:
             if all(n in topics and not topics[n].error for n in names):
                 return
             time.sleep(0.1)
+
+    def set_group_config(self, group: str, configs: dict[str, str]) -> None:
+        """KIP-848 group settings (e.g. ``consumer.heartbeat.interval.ms``), within the
+        broker's bounds (``group.consumer.min.heartbeat.interval.ms``, ...)."""
+        entries = [
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in configs.items()
+        ]
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+        for future in self.client.incremental_alter_configs([resource]).values():
+            future.result(30)
 
     def ensure_tiers(self, source: str, group: str, tiers: int) -> list[str]:
         """streamkit's retry tiers and DLQ for ``group`` (``streamkit topics ensure``)."""

@@ -87,6 +87,10 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
 
+    def kill(self) -> None:
+        """SIGKILL the child (reap it with ``wait``)."""
+        self._kill()
+
     def wait(self, timeout: float, sample_every: float = 0.0) -> Outcome:
         """Reap the child (killing it after ``timeout``) and read its result."""
         deadline = time.monotonic() + timeout

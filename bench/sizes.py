@@ -37,6 +37,9 @@ class Sizes:
     s7_members: tuple[int, ...] = (1, 2, 4)
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
+    s7_phase_seconds: float = 8.0  # lifecycle: seconds between join, join, leave, kill
+    s7_lifecycle: tuple[str, ...] = ("classic", "kip848", "kip848_1s", "static")
+    s7_modes: tuple[str, ...] = ("classic", "kip848", "static")  # capacity rows (2+ members)
     # 9. how cost grows
     s9_events: int = 200_000
     s9_io_events: int = 30_000
@@ -69,6 +72,8 @@ SMOKE = Sizes(
     s9_events=5_000,
     s9_io_events=1_000,
     s9_partitions=(3, 48),
+    s7_lifecycle=(),  # a killed member's session alone is 45 s
+    s7_modes=("classic",),
     profile_events=20_000,
     s11_events=20_000,
     s11_pg_events=2_000,
@@ -82,7 +87,8 @@ def with_overrides(sizes: Sizes, pairs: list[str]) -> Sizes:
         name, _, text = pair.partition("=")
         current = getattr(sizes, name)  # AttributeError names a typo
         if isinstance(current, tuple):
-            changes[name] = tuple(int(x) for x in text.split(","))
+            kind = type(current[0]) if current else int
+            changes[name] = tuple(kind(x) for x in text.split(",") if x)
         else:
             changes[name] = type(current)(text)
     return replace(sizes, **changes)

@@ -15,6 +15,7 @@ import orjson
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from streamkit.membership import GroupProtocol, group_defaults, protocol_of
 from streamkit.security import SecuritySettings
 
 # librdkafka properties that carry secrets (CONFIGURATION.md), and name fragments that
@@ -130,6 +131,11 @@ class Settings(BaseSettings, SecuritySettings):
     # exactly-once: the producer's transactional.id; default streamkit-<group>-<random>.
     # A stable id per process (e.g. the pod name) lets a restart abort what it left open.
     transactional_id: str | None = None
+    # Static membership (KIP-345): a stable id per process (a StatefulSet pod name) gets
+    # its partitions back on a restart within the session timeout, without a rebalance.
+    instance_id: str | None = None
+    # classic: client-side range assignor, eager; consumer: KIP-848, the broker assigns.
+    group_protocol: GroupProtocol = "classic"
 
     _split_topics = field_validator("topics", mode="before")(_split)
     _split_maps = field_validator("kafka", "publish_topics", mode="before")(_mapping)
@@ -151,15 +157,10 @@ class Settings(BaseSettings, SecuritySettings):
 
     def consumer_settings(self, group_id: str) -> dict[str, Any]:
         """Consumer settings: our defaults, then passthrough, then what we must own."""
+        protocol = protocol_of({"group.protocol": self.group_protocol, **self.kafka})
         defaults: dict[str, Any] = {
             "group.id": group_id,
-            # range, not cooperative-sticky: a service subscribes to its sources and their
-            # retry tiers, and cooperative-sticky balances partition counts across all of
-            # them -- a joining member took every source partition and left the first one
-            # only retry tiers (2 members ran slower than 1). range balances each topic and
-            # puts partition N of a source and of its tiers on one member. Its rebalances
-            # are eager, but measured a 46 ms join pause against 1 s (bench scenario 7).
-            "partition.assignment.strategy": "range",
+            **group_defaults(protocol, self.instance_id),
             "auto.offset.reset": "earliest",
             # Bounded prefetch keeps memory flat under a large backlog.
             "queued.max.messages.kbytes": 16384,
@@ -167,9 +168,6 @@ class Settings(BaseSettings, SecuritySettings):
             # again (default 1 s): a stall per full queue, a third of the throughput.
             "fetch.queue.backoff.ms": 20,
             "enable.partition.eof": False,
-            # Members learn of a rebalance on a heartbeat: with the 3 s default a joining
-            # member's partitions stood still ~3 s (cooperative: ~1.1 s with 1 s, measured).
-            "heartbeat.interval.ms": 1000,
         }
         return {**defaults, **self.client_settings(), **CONSUMER_FORCED}
 

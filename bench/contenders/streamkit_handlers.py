@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from bench.contenders.common import Recorder
+from bench.journal import JOURNAL
 from bench.workload import Order
 from streamkit import Context, FixedBackoff, RetryPolicy
 
@@ -99,6 +102,18 @@ def pg_insert_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
     return on_order, {}
 
 
+def lifecycle_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    """Appends (time, partition, seq) per event with one O_APPEND write: survives SIGKILL,
+    so the parent can tell lost from handled-then-killed (bench.journal)."""
+    fd = os.open(spec["journal"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    def on_order(event: Order, ctx: Context) -> None:
+        os.write(fd, JOURNAL.pack(time.time(), ctx.partition, event.seq))
+        rec.hit()
+
+    return on_order, {}
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "sync": sync_handler,
     "io": io_handler,
@@ -109,4 +124,5 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "join": join_handler,
     "pg_insert": pg_insert_handler,
     "async": async_handler,
+    "lifecycle": lifecycle_handler,
 }

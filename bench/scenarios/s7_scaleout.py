@@ -1,4 +1,5 @@
-"""7. Scale-out: 1, 2, 4 streamkit processes in one group; the handling pause on a join."""
+"""7. Scale-out: 1, 2, 4 streamkit processes in one group, per membership mode; a group's
+life under load (joins, a leave, a kill: bench.scenarios.s7_lifecycle)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from bench.context import Bench
 from bench.figures import median
 from bench.kafka import produce_paced
 from bench.model import Column, Row, ScenarioResult
-from bench.proc import Child, Outcome, read_int, wait_for_file
-from bench.timeline import Timeline, handoff_gaps, load, max_gap_ms, steady_rate
+from bench.proc import Outcome, wait_for_file
+from bench.scenarios.s7_group import Group
+from bench.scenarios.s7_lifecycle import lifecycle_rows
+from bench.timeline import Timeline, handoff_gaps, max_gap_ms, steady_rate
 
 COLUMNS = [
     Column("events_per_s", "events/s, all members"),
@@ -25,81 +28,56 @@ COLUMNS = [
     Column("handoff_ms", "moved-partition pause ms", ".0f"),
     Column("moved", "source partitions moved"),
     Column("join_latency_ms", "max latency ms", ".0f"),
+    Column("rates", "handled/s between steps: 1 / 2 / 4 / 3 members"),
+    Column("join_2_ms", "join 1->2 pause ms (partition / all)", ".0f"),
+    Column("join_2_all_ms", "", ".0f"),
+    Column("join_4_ms", "join 2->4 pause ms", ".0f"),
+    Column("join_4_all_ms", "", ".0f"),
+    Column("leave_ms", "leave (SIGTERM) pause ms", ".0f"),
+    Column("leave_all_ms", "", ".0f"),
+    Column("kill_ms", "kill + restart pause ms", ".0f"),
+    Column("kill_all_ms", "", ".0f"),
+    Column("lost", "lost"),
+    Column("duplicates", "repeated"),
+    Column("out_of_order", "out of key order"),
 ]
 
 
-RANGE = {"kafka": {"partition.assignment.strategy": "range"}}
-RANGE_LABEL = "-X partition.assignment.strategy=range"
-
-
-class Group:
-    """K streamkit members in one consumer group, each in its own process."""
-
-    def __init__(self, b: Bench, topic: str, mode: str, settings: dict[str, Any] | None = None):
-        self.b, self.topic, self.mode, self.settings = b, topic, mode, settings or {}
-        self.group = b.name("g")
-        self.tier_topics = b.admin.ensure_tiers(topic, self.group, 2)
-        self.members: list[Child] = []
-
-    def add(self) -> Child:
-        i = len(self.members)
-        base = str(self.b.workdir / f"{self.group}-{i}")
-        spec = {
-            "topic": self.topic,
-            "group": self.group,
-            "mode": self.mode,
-            "progress": base + ".progress",
-            "timeline": base,
-            "ready": base + ".ready",
-            "settings": self.settings,
-        }
-        child = self.b.child("streamkit_worker", spec).start()
-        self.members.append(child)
-        return child
-
-    def handled(self) -> int:
-        return sum(read_int(m.spec["progress"]) for m in self.members)
-
-    def wait_handled(self, total: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.handled() < total:
-            if time.monotonic() > deadline or any(m.exited() for m in self.members):
-                return False
-            time.sleep(0.1)
-        return True
-
-    def stop(self) -> list[Outcome]:
-        for m in self.members:
-            m.terminate()
-        outcomes = [m.wait(timeout=60) for m in self.members]
-        self.b.admin.forget(self.group, self.tier_topics)
-        return outcomes
-
-    def timelines(self) -> list[Timeline]:
-        return [load(m.spec["timeline"]) for m in self.members]
+# Capacity rows beyond the default (classic range): label suffix, settings, static ids.
+CAPACITY_MODES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "kip848": (", --group-protocol consumer", {"group_protocol": "consumer"}, False),
+    "static": (", --instance-id", {}, True),
+}
 
 
 def run(b: Bench) -> ScenarioResult:
     s = b.sizes
     topic = b.data_topic("s7", s.s7_partitions, s.s7_events, s.keys)
     rows = [_members_row(b, topic, k, {}) for k in s.s7_members]
-    rows += [_members_row(b, topic, k, RANGE) for k in s.s7_members if k > 1]
+    for mode in s.s7_modes:
+        if mode in CAPACITY_MODES:
+            suffix, settings, static = CAPACITY_MODES[mode]
+            rows += [
+                _members_row(b, topic, k, settings, suffix, static) for k in s.s7_members if k > 1
+            ]
     base = rows[0].figures.get("events_per_s") if rows else None
     for r in rows:
         value = r.figures.get("events_per_s")
         if value and base:
             r.figures["events_per_s_x"] = value / base
     rows.append(_join_row(b, "join: 2nd member joins under steady load (defaults)", {}))
-    rows.append(_join_row(b, f"join, {RANGE_LABEL}", RANGE))
+    rows += lifecycle_rows(b)
     result = ScenarioResult("s7", "Scale-out", COLUMNS, rows)
     result.notes = _notes(b)
     return result
 
 
-def _members_row(b: Bench, topic: str, k: int, settings: dict[str, Any]) -> Row:
-    runs = [_members_run(b, topic, k, settings) for _ in range(b.repeat)]
+def _members_row(
+    b: Bench, topic: str, k: int, settings: dict[str, Any], suffix: str = "", static: bool = False
+) -> Row:
+    runs = [_members_run(b, topic, k, settings, static) for _ in range(b.repeat)]
     ok = [r for r in runs if r.get("events_per_s")]
-    label = f"{k} member{'s' if k > 1 else ''}" + (f", {RANGE_LABEL}" if settings else "")
+    label = f"{k} member{'s' if k > 1 else ''}{suffix}"
     row = Row(label, runs=runs)
     if not ok:
         row.note = "; ".join(str(r.get("note", "")) for r in runs)
@@ -111,8 +89,10 @@ def _members_row(b: Bench, topic: str, k: int, settings: dict[str, Any]) -> Row:
     return row
 
 
-def _members_run(b: Bench, topic: str, k: int, settings: dict[str, Any]) -> dict[str, Any]:
-    group = Group(b, topic, "timeline", settings)
+def _members_run(
+    b: Bench, topic: str, k: int, settings: dict[str, Any], static: bool
+) -> dict[str, Any]:
+    group = Group(b, topic, "timeline", settings, static=static)
     for _ in range(k):
         group.add()
     finished = group.wait_handled(b.sizes.s7_events, timeout=120 + b.sizes.s7_events / 2000)
@@ -207,4 +187,17 @@ def _notes(b: Bench) -> list[str]:
         "partitions moved' show how the source topic was actually split.",
         "2 cores host the broker and every member: more members than cores cannot add "
         "throughput here; the figures show the cost of coordination, not the scaling limit.",
+        "'--group-protocol consumer' rows: KIP-848, the broker's range assignor; '--instance-id' "
+        "rows: static members (classic range), each with its own id.",
+        f"life: a steady {s.s7_join_rate:,} events/s for {s.s7_phase_seconds * 5:g} s; every "
+        f"{s.s7_phase_seconds:g} s one step: member 2 joins, members 3 and 4 join, member 4 "
+        "leaves (SIGTERM), member 3 is SIGKILLed and a replacement started at once (static: "
+        "same instance id). Pause = the longest time between two handled events of one "
+        "partition (/ of the whole stream) that began during the step; librdkafka's and the "
+        "broker's default session timeouts (45 s). lost / repeated / out of key order: every "
+        "event journalled by every member (O_APPEND, survives SIGKILL), merged in time order "
+        "and checked as the fault suite's verifier does (repeats come only from the kill). "
+        "'handled/s between steps' (from 1 s after a step to the next) shows the group keeping "
+        "up with the offered rate, and its catch-up after a pause; capacity per member count "
+        "is in the 'N members' rows.",
     ]

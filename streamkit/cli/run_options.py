@@ -56,6 +56,12 @@ SETTINGS_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--error-details", "error_details", click.Choice(["safe", "full"]),
      "safe: a ValidationError from a handler is logged and dead-lettered without input "
      "values; full: its whole text."),
+    ("--instance-id", "instance_id", str,
+     "Static group membership (group.instance.id), unique per process, e.g. the pod name: "
+     "a restart within the session timeout gets its partitions back without a rebalance."),
+    ("--group-protocol", "group_protocol", click.Choice(["classic", "consumer"]),
+     "classic: client-side range assignor, eager rebalances; consumer: KIP-848, the broker "
+     "assigns incrementally (group.remote.assignor, default range)."),
 ]  # fmt: skip
 
 

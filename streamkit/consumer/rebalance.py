@@ -4,6 +4,11 @@ librdkafka calls these inside ``consume``/``poll``/``close`` on the poll thread.
 state belongs to the loop, so each callback hands its work to the loop and waits (bounded)
 for the answer. The revoke callback commits before it returns: after it returns the
 partitions may already belong to another member, and we must never commit for them again.
+
+The callbacks never call ``assign``/``incremental_assign`` themselves: confluent-kafka does
+it when a callback returns without one, picking the incremental calls when the protocol is
+cooperative (cooperative-sticky, KIP-848), so a revoke or assignment there lists only the
+partitions that move (tests/faults/test_membership.py).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ class WorkerReports:
         self.metrics = metrics
         self.group = group
         self._error_seen: dict[str, float] = {}
+        # The first fatal client error (a fenced static member): the worker stops on it.
+        self.fatal: KafkaError | None = None
 
     def commit(self, outcome: str) -> None:
         """One offset commit ended (ok / failed)."""
@@ -49,6 +51,7 @@ class WorkerReports:
 
     def client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb``: once per connection attempt, so said once a while."""
+        self._note_fatal(err)
         now = time.monotonic()
         if now - self._error_seen.get(err.name(), -CLIENT_ERROR_EVERY) < CLIENT_ERROR_EVERY:
             return
@@ -57,8 +60,15 @@ class WorkerReports:
 
     def record_error(self, err: KafkaError) -> None:
         """An error returned in place of a record (end of partition is none)."""
+        self._note_fatal(err)
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("consume error", error=err.str(), code=err.name())
+
+    def _note_fatal(self, err: KafkaError) -> None:
+        # A fatal error leaves the consumer unable to fetch or commit: without this the
+        # process would stay up, ready, and handle nothing.
+        if self.fatal is None and (err.fatal() or err.code() == KafkaError._FATAL):
+            self.fatal = err
 
     def abandoned(self, states: list[PartitionState], bound: float) -> None:
         """Shutdown reached its bound: say what is left uncommitted (handled again later)."""

@@ -35,6 +35,7 @@ from streamkit.consumer.transactional import TransactionalCommits
 from streamkit.errors import ConfigError
 from streamkit.handlers.chain import close_all
 from streamkit.handlers.registry import Router
+from streamkit.membership import fatal_reason, fenced_error
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
 from streamkit.observability.stats import BatchStats
@@ -215,6 +216,8 @@ class Worker:
             await self._poll_loop()
         finally:
             await self._shutdown()
+        if self.reports.fatal is not None:  # fenced: one line, exit non-zero (streamkit run)
+            raise fenced_error(fatal_reason(self.reports.fatal.str()), conf)
 
     def _consumer_conf(self) -> dict[str, Any]:
         conf = self.settings.consumer_settings(self.group)
@@ -236,8 +239,9 @@ class Worker:
         what is left of it, at least FINAL_STEP seconds each (a broker that is down must
         not hold the exit: what was not committed is handled again by the next owner).
         """
-        # Fenced (exactly-once): nothing can be committed any more, so wait for nothing.
+        # Fenced (exactly-once, or a static member): nothing can be committed any more.
         fenced = getattr(self.pipeline.commits, "fatal", None) is not None
+        fenced = fenced or self.reports.fatal is not None
         bound = 0.0 if fenced else self.settings.shutdown_timeout
         deadline = time.monotonic() + bound
         states = list(self.states.values())
@@ -293,7 +297,7 @@ class Worker:
         next_commit = time.monotonic() + self.settings.commit_interval
         next_lag = time.monotonic() + LAG_REFRESH
         dispatcher = self.pipeline.dispatcher
-        while not self._stopping:
+        while not self._stopping and self.reports.fatal is None:
             self.health.beat()
             self.flow.resume_due()
             msgs = self._poll_now() if dispatcher.idle else None

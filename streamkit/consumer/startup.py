@@ -11,24 +11,35 @@ from streamkit.config import Settings, redact
 from streamkit.errors import ConfigError
 from streamkit.handlers.lint import unmapped_publishes
 from streamkit.handlers.registry import Router
+from streamkit.membership import check_group_conf, protocol_of
 
 log = structlog.get_logger("streamkit.worker")
 
 
 def check_consumer_conf(conf: dict[str, Any], router: Router, *, exactly_once: bool) -> None:
     """Refuse what cannot work; warn about what works worse than the user expects."""
-    strategy = str(conf["partition.assignment.strategy"])
-    if exactly_once and "cooperative" in strategy:
+    check_group_conf(conf)
+    consumer_protocol = protocol_of(conf) == "consumer"
+    strategy = str(conf.get("partition.assignment.strategy", ""))
+    if exactly_once and ("cooperative" in strategy or consumer_protocol):
         raise ConfigError(
-            "exactly-once needs an eager assignment strategy (range, the default): a "
-            "transaction must end when partitions move, and cooperative rebalances "
-            "move some while others keep running"
+            "exactly-once needs eager rebalances (--group-protocol classic with range, the "
+            "default): a transaction must end when partitions move, and cooperative or "
+            "KIP-848 rebalances move some while others keep running"
         )
-    if any(spec.keep_key_order for spec in router.handlers()) and strategy != "range":
+    assignor = str(conf.get("group.remote.assignor")) if consumer_protocol else strategy
+    if any(spec.keep_key_order for spec in router.handlers()) and assignor != "range":
         log.warning(
-            "keep_key_order needs partition.assignment.strategy=range: partition N of a "
-            "source and of its retry tiers may land on different members",
-            strategy=strategy,
+            "keep_key_order needs the range assignor (partition.assignment.strategy, or "
+            "group.remote.assignor with --group-protocol consumer): partition N of a source "
+            "and of its retry tiers may land on different members",
+            assignor=assignor,
+        )
+    if consumer_protocol and conf.get("group.instance.id"):
+        log.warning(
+            "--instance-id with --group-protocol consumer: after a crash the broker refuses "
+            "the restarted process until the old session expires (45 s by default); the "
+            "classic protocol gives the partitions back at once"
         )
 
 
