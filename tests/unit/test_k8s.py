@@ -34,8 +34,6 @@ from tests import k8s_schemas as ks
 K8S = ks.REPO_ROOT / "deploy" / "k8s"
 RENDERINGS = ["base", "overlays/static-membership", "overlays/sasl-ssl"]
 WORKLOADS = ("Deployment", "StatefulSet")
-# Issue 16 item 1 (branch issue-16a) adds this setting; the StatefulSet sets it already.
-PENDING_SETTINGS = {"instance_id"}
 
 
 def _tool(name: str) -> str:
@@ -250,7 +248,7 @@ def _env(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_env_names_are_streamkit_settings(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    fields = set(Settings.model_fields) | PENDING_SETTINGS
+    fields = set(Settings.model_fields)
     for name, docs in rendered.items():
         for var in _env(docs):
             assert var.startswith("STREAMKIT_"), (name, var)
