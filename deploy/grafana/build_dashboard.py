@@ -145,6 +145,16 @@ ROWS: tuple[RowSpec, ...] = (
                    "{{error_type}}"),),
             description="Events sent to the DLQ per interval; replay with `streamkit replay`.",
         ),
+        PanelSpec(
+            "Held: waiting on a dependency",
+            (Query(f"sum by (dependency) (streamkit_waiting_on_dependency{{{G}}})",
+                   "held on {{dependency}}"),
+             Query("sum by (dependency) "
+                   f"(rate(streamkit_dependency_waits_total{{{G}}}[{RATE}]))",
+                   "waits/s {{dependency}}")),
+            description="A service events need (schema registry, ...) does not answer: "
+            "they wait in place, offsets uncommitted, never dead-lettered.",
+        ),
     )),
     RowSpec("Rebalances and commits", (
         PanelSpec(

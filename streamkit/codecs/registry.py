@@ -13,9 +13,10 @@ model's own schema name -> its event type), else the schema name itself is the e
 Errors: a record not in the wire format, an unknown schema id, a body that does not match
 its schema, a model validation failure are bad input (:class:`DecodeError` /
 :class:`SchemaError`, the DLQ). The registry not answering (refused, timed out, 5xx/429)
-is :class:`RegistryUnavailableError`, a :class:`TransientDecodeError`: the record takes
-its handler's retry path. Schemas are cached by id, so known schemas keep flowing while
-the registry is down; only records with a schema id never seen before wait.
+is :class:`RegistryUnavailableError`, a :class:`TransientDecodeError`: the record is held
+in place (offset not committed, never dead-lettered) and decoded again with backoff
+(``streamkit/consumer/hold.py``). Schemas are cached by id, so known schemas keep flowing
+while the registry is down; only records with a schema id never seen before wait.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def _no_subject(ctx: Any, record_name: Any) -> None:
 
 
 class RegistryUnavailableError(TransientDecodeError):
-    """The schema registry did not answer (refused, timed out, 5xx, 429): retried later."""
+    """The schema registry did not answer (refused, timed out, 5xx, 429): the event is
+    held and decoded again once it answers (never dead-lettered)."""
+
+    dependency = "schema-registry"
 
 
 def registry_client(registry: str | Mapping[str, Any] | SchemaRegistryClient) -> Any:
