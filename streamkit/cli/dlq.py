@@ -17,7 +17,15 @@ from streamkit.cli.common import (
     friendly_errors,
     kafka_options,
 )
-from streamkit.cli.options import TIME, connect, filter_options, json_option, pop_filter
+from streamkit.cli.options import (
+    TIME,
+    connect,
+    filter_options,
+    json_option,
+    pop_filter,
+    registry_option,
+    schema_view,
+)
 from streamkit.ops import dlq as ops_dlq
 from streamkit.ops import ledger
 from streamkit.ops.render import console, plain, print_json, printable, shorten, table
@@ -113,6 +121,7 @@ def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
     required=True,
     help="The record's offset in that partition.",
 )
+@registry_option
 @json_option
 @kafka_options
 @friendly_errors
@@ -120,16 +129,18 @@ def show(
     dlq_topic: str,
     partition: int,
     offset: int,
+    schema_registry: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
 ) -> None:
     """Show one record in full: every header, the traceback, the payload."""
     cluster = connect(bootstrap_servers, kafka)
-    details = _with_replay(
-        ops_dlq.get_record(cluster, dlq_topic, partition, offset).details(),
-        ops_dlq.replay_of(cluster, dlq_topic, partition, offset),
-    )
+    record = ops_dlq.get_record(cluster, dlq_topic, partition, offset)
+    with schema_view(schema_registry) as view:
+        details = _with_replay(
+            record.details(view), ops_dlq.replay_of(cluster, dlq_topic, partition, offset)
+        )
     if as_json:
         print_json(details)
         return
@@ -155,12 +166,21 @@ def _print_details(d: dict[str, Any]) -> None:
     if d["traceback"]:
         out.rule("traceback")
         out.print(plain(d["traceback"], None, lines=True))
+    schema = d.get("schema")
+    if schema is not None:
+        out.print(Text("schema: ").append(plain(_schema_line(schema), SHOW_CAP)))
     out.rule("payload")
     if d["payload_is_json"]:
         shown = orjson.dumps(d["payload"], option=orjson.OPT_INDENT_2).decode()
         out.print(plain(shown, None, lines=True))
     else:
         out.print(plain(d["payload"] if d["payload"] is not None else "(null)", None, lines=True))
+
+
+def _schema_line(schema: dict[str, Any]) -> str:
+    if "error" in schema:
+        return f"id {schema['id']} (not decoded: {schema['error']})"
+    return f"id {schema['id']}, {schema['type']}, {schema['name'] or '(no name)'}"
 
 
 @dlq.command("stats")
