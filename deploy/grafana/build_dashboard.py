@@ -147,10 +147,11 @@ ROWS: tuple[RowSpec, ...] = (
         ),
         PanelSpec(
             "Held: waiting on a dependency",
-            (Query(f"sum by (dependency) (streamkit_waiting_on_dependency{{{G}}})",
-                   "held on {{dependency}}"),
+            # Series appear with the first wait (the dependency is a label): 0 until then.
+            (Query(f"sum by (dependency) (streamkit_waiting_on_dependency{{{G}}}) "
+                   "or on() vector(0)", "held on {{dependency}}"),
              Query("sum by (dependency) "
-                   f"(rate(streamkit_dependency_waits_total{{{G}}}[{RATE}]))",
+                   f"(rate(streamkit_dependency_waits_total{{{G}}}[{RATE}])) or on() vector(0)",
                    "waits/s {{dependency}}")),
             description="A service events need (schema registry, ...) does not answer: "
             "they wait in place, offsets uncommitted, never dead-lettered.",
