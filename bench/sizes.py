@@ -37,6 +37,8 @@ class Sizes:
     s7_members: tuple[int, ...] = (1, 2, 4)
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
+    # 10. schema registry (Avro, JSON Schema)
+    s10_events: int = 100_000
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -57,6 +59,7 @@ SMOKE = Sizes(
     s7_join_rate=2_000,
     s7_join_seconds=5.0,
     profile_events=20_000,
+    s10_events=5_000,
 )
 
 

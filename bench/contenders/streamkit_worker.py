@@ -38,7 +38,7 @@ def _profiled(spec: dict[str, Any], rec: Recorder) -> dict[str, Any]:
 
 
 def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
-    router = Router(topics=[spec["topic"]])
+    router = Router(topics=[spec["topic"]], **_codec(spec))
     holder: dict[str, Worker] = {}
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())
@@ -54,6 +54,20 @@ def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
     )
     worker = holder["worker"] = Worker(router, settings)
     return worker
+
+
+def _codec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 10: a schema-registry codec (``spec["codec"]`` = avro | json-schema)."""
+    fmt = spec.get("codec")
+    if fmt is None:
+        return {}
+    from bench.workload import EVENT_TYPE, Order
+
+    if fmt == "avro":
+        from streamkit.codecs.avro import AvroCodec as Codec
+    else:
+        from streamkit.codecs.jsonschema import JsonSchemaCodec as Codec
+    return {"codec": Codec(spec["registry"], models={EVENT_TYPE: Order})}
 
 
 async def _main(spec: dict[str, Any], rec: Recorder) -> None:
