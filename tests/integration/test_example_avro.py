@@ -72,9 +72,9 @@ def test_the_avro_orders_example_runs_as_documented(
     assert service.stop() == 0
     good = sorted(f"o-{i}" for i in range(20) if i % 10 != 7)
     assert sorted(i["order_id"] for i in invoices) == good
-    registry = ["--schema-registry", schema_registry.url]
+    where = ["-p", "0", "-o", "0", "-b", kafka_bootstrap]
     shown = json_of(
-        run_cli("dlq", "show", dlq, "-p", "0", "-o", "0", "--json", *registry, "-b", kafka_bootstrap)
+        run_cli("dlq", "show", dlq, *where, "--json", "--schema-registry", schema_registry.url)
     )
     assert shown["payload"] == {"order_id": "o-7", "amount_cents": -1}
     assert shown["schema"]["name"] == "com.example.orders.OrderCreated"
