@@ -28,6 +28,7 @@ from streamkit.cli.options import (
 )
 from streamkit.ops import dlq as ops_dlq
 from streamkit.ops import ledger
+from streamkit.ops.records import SchemaView
 from streamkit.ops.render import console, plain, print_json, printable, shorten, table
 from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
 
@@ -44,11 +45,13 @@ def dlq() -> None:
 @dlq.command("list")
 @click.argument("dlq_topic")
 @filter_options
+@registry_option
 @json_option
 @kafka_options
 @friendly_errors
 def list_(
     dlq_topic: str,
+    schema_registry: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
@@ -60,6 +63,13 @@ def list_(
     listing = ops_dlq.list_records(
         cluster, dlq_topic, flt, partitions=partitions, limit=limit or LIST_LIMIT
     )
+    with schema_view(schema_registry) as view:
+        _print_listing(dlq_topic, listing, as_json, view)
+
+
+def _print_listing(
+    dlq_topic: str, listing: ops_dlq.Listing, as_json: bool, view: SchemaView | None
+) -> None:
     if as_json:
         print_json(
             {
@@ -67,13 +77,13 @@ def list_(
                 "matched": listing.matched,
                 "scanned": listing.scanned,
                 "records": [
-                    _with_replay(r.summary(), listing.replay_of(r)) for r in listing.records
+                    _with_replay(r.summary(view), listing.replay_of(r)) for r in listing.records
                 ],
             }
         )
         return
     out = console()
-    out.print(_records_table(dlq_topic, listing))
+    out.print(_records_table(dlq_topic, listing, view))
     shown = len(listing.records)
     more = f" (showing {shown}; use --limit)" if shown < listing.matched else ""
     out.print(f"{listing.matched} of {listing.scanned} records matched{more}")
@@ -83,12 +93,12 @@ def _with_replay(fields: dict[str, Any], entry: ledger.Entry | None) -> dict[str
     return {**fields, "replayed": None if entry is None else entry.as_dict()}
 
 
-def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
+def _records_table(topic: str, listing: ops_dlq.Listing, view: SchemaView | None) -> Any:
     columns = ["time", "partition/offset", "key", "event type", "error type", "message",
                "attempts", "replayed"]  # fmt: skip
     rows = []
     for record in listing.records:
-        s = record.summary()
+        s = record.summary(view)
         entry = listing.replay_of(record)
         rows.append(
             [

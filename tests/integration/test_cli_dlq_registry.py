@@ -96,6 +96,10 @@ def test_dlq_show_decodes_a_registry_record_with_its_schema(
     assert human.exit_code == 0, human.stderr
     assert f"schema: id {schema_id}, AVRO, {NAMESPACE}.Refund" in human.stdout
     assert '"order_id": "r2"' in human.stdout
+    listed = json_of(
+        run_cli("dlq", "list", dlq, "--json", "--schema-registry", schema_registry.url, *b)
+    )
+    assert [r["event_type"] for r in listed["records"]] == [f"{NAMESPACE}.Refund"] * 3
     # Without a registry: the raw bytes, escaped, and no schema.
     raw = json_of(run_cli("dlq", "show", dlq, "-p", "0", "-o", "0", "--json", *b))
     assert "schema" not in raw and raw["payload_is_json"] is False
