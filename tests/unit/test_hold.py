@@ -16,22 +16,23 @@ import pytest
 
 from streamkit import RetryPolicy, Router, TransientDependencyError
 from streamkit.consumer.state import drain
+from streamkit.handlers.chain import MiddlewareChain
 from streamkit.testing import TestBroker
 
 pytestmark = pytest.mark.timeout(30)
 
 
 class Store:
-    """A dependency that is down for ``fails`` calls of the keys in ``down_for``."""
+    """A dependency that is down for ``fails`` calls about the events in ``down_for``."""
 
     def __init__(self, fails: int, down_for: set[str]) -> None:
         self.fails = fails
         self.down_for = down_for
         self.tries: list[str] = []
 
-    def call(self, key: str) -> None:
-        self.tries.append(key)
-        if key in self.down_for and self.fails > 0:
+    def call(self, event_id: str) -> None:
+        self.tries.append(event_id)
+        if event_id in self.down_for and self.fails > 0:
             self.fails -= 1
             raise TransientDependencyError("store refused the connection", dependency="store")
 
@@ -44,13 +45,13 @@ def _router(store: Store, handled: list[str], *, is_async: bool = False) -> Rout
 
         @router.handler("e")
         async def handle_async(data: dict[str, Any]) -> None:
-            store.call(data["k"])
+            store.call(data["id"])
             handled.append(data["id"])
     else:
 
         @router.handler("e")
         def handle(data: dict[str, Any]) -> None:  # plain: the inline hot path
-            store.call(data["k"])
+            store.call(data["id"])
             handled.append(data["id"])
 
     return router
@@ -75,13 +76,20 @@ async def _send(broker: TestBroker, events: list[tuple[str, str]]) -> None:
         await broker.publish("e", {"k": key, "id": event_id}, key=key)
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["inline", "task"])
-def test_held_event_waits_in_place_others_flow_nothing_dead_lettered(is_async: bool) -> None:
-    store = Store(fails=3, down_for={"a"})
+@pytest.mark.parametrize(
+    ("is_async", "inline"), [(False, True), (False, False), (True, False)],
+    ids=["hot-path", "sync-job", "task"],
+)  # fmt: skip
+def test_held_event_waits_in_place_others_flow_nothing_dead_lettered(
+    is_async: bool, inline: bool
+) -> None:
+    store = Store(fails=3, down_for={"a1"})
     handled: list[str] = []
 
     async def scenario() -> None:
         async with TestBroker(_router(store, handled, is_async=is_async)) as broker:
+            if inline:  # no middleware: a plain handler runs on the spot, without a lane
+                broker._pipeline.dispatcher._chain = MiddlewareChain([])
             await _send(broker, [("a", "a1"), ("b", "b1"), ("b", "b2")])
             assert handled == ["b1", "b2"], "other keys flow while a1 waits"
             assert broker.committed.get("t", 0) == 0, "committed past the held event"
@@ -102,8 +110,10 @@ def test_held_event_waits_in_place_others_flow_nothing_dead_lettered(is_async: b
     asyncio.run(scenario())
 
 
-def test_backoff_is_per_dependency_one_try_per_interval_no_hot_loop() -> None:
-    store = Store(fails=10**6, down_for={f"k{i}" for i in range(5)})
+def test_backoff_is_per_dependency_one_try_per_interval_no_hot_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store(fails=10**6, down_for={f"e{i}" for i in range(5)})
     handled: list[str] = []
 
     async def scenario() -> None:
@@ -115,12 +125,14 @@ def test_backoff_is_per_dependency_one_try_per_interval_no_hot_loop() -> None:
             assert 5 + 2 <= len(store.tries) <= 5 + 5, store.tries
             assert handled == []
             assert broker._pipeline.dispatcher.hold.held == 5
+            warnings = [r for r in caplog.records if "waiting on a dependency" in r.getMessage()]
+            assert len(warnings) == 1, "one warning per 30 s, not one per wait"
 
     asyncio.run(scenario())
 
 
 def test_a_revoke_does_not_wait_for_held_events_and_leaves_them_uncommitted() -> None:
-    store = Store(fails=10**6, down_for={"a", "b"})
+    store = Store(fails=10**6, down_for={"a1", "b1"})
 
     async def scenario() -> None:
         async with TestBroker(_router(store, [])) as broker:
