@@ -25,7 +25,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     def handle(event: Order) -> bool:
         return rec.hit()
 
-    client = SchemaRegistryClient({"url": spec["registry"]})
+    # A bounded call, as streamkit's client makes it: the schema is fetched once per id,
+    # and a registry that does not answer fails the run instead of hanging it.
+    client = SchemaRegistryClient({"url": spec["registry"], "timeout": 5})
     if spec["format"] == "avro":
         deserialize = AvroDeserializer(client)
     else:
