@@ -323,8 +323,8 @@ class Dispatcher:
         if isinstance(job.held, TransientDecodeError) and not job.state.revoked:
             try:
                 resolved = self.router.resolve(job.msg, job.headers, job.state.tier.source)
-            except PermanentError as exc:  # the service answered: this record is bad input
-                self._settle(job, None, exc)
+            except Exception as exc:  # bad input now that the service answered (DLQ), or
+                self._settle(job, None, exc)  # a bug of ours (its retry path): never stranded
                 return
             if resolved is None:  # unknown type, router set to skip them
                 self._settle(job, None, Skip())

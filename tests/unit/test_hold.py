@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from streamkit import RetryPolicy, Router, TransientDependencyError
+from streamkit import envelope as env
 from streamkit.consumer.state import drain
+from streamkit.errors import DecodeError, TransientDecodeError
 from streamkit.handlers.chain import MiddlewareChain
 from streamkit.testing import TestBroker
 
@@ -149,5 +151,58 @@ def test_a_revoke_does_not_wait_for_held_events_and_leaves_them_uncommitted() ->
             await _until(lambda: load.buffered == 0, "the held events dropped")
             assert broker.committed.get("t", 0) == 0
             assert broker.dead_letters == []
+
+    asyncio.run(scenario())
+
+
+class FlakyDecoder:
+    """A codec whose decoder needs a service that is down for the first ``down`` calls;
+    once it answers, a value of ``b"bad"`` turns out to be bad input."""
+
+    family = "flaky"
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+
+    def route(self, value: bytes) -> tuple[str | None, Any]:
+        return "e", None
+
+    def decoder(self, target: Any) -> Any:
+        def decode(value: bytes, parsed: Any) -> tuple[Any, str | None]:
+            if self.down > 0:
+                self.down -= 1
+                raise TransientDecodeError("schema service refused", dependency="schemas")
+            if value == b"bad":
+                raise DecodeError("not a known schema", raw=value)
+            return {"id": value.decode()}, None
+
+        return decode
+
+    def encode(self, event_type: str, data: Any, *, event_id: str) -> bytes:
+        return str(data).encode()
+
+    def describe(self, value: bytes) -> Any:
+        return value.decode()
+
+
+def test_a_held_record_is_decoded_again_and_bad_input_then_goes_to_the_dlq() -> None:
+    handled: list[str] = []
+    router = Router(topics=["t"], codec=FlakyDecoder(down=3), retry=RetryPolicy(max_attempts=1))
+
+    @router.handler("e")
+    def handle(data: dict[str, Any]) -> None:
+        handled.append(data["id"])
+
+    async def scenario() -> None:
+        async with TestBroker(router) as broker:
+            await broker.send_raw(b"good", key=b"a")
+            await broker.send_raw(b"bad", key=b"b")
+            await _until(lambda: broker._pipeline.dispatcher.hold.held == 0, "the hold empty")
+            await broker.run()
+            assert handled == ["good"]
+            dead = broker.dead_letters
+            assert [d.value() for d in dead] == [b"bad"]
+            assert [d.header(env.H_ERROR_TYPE) for d in dead] == ["DecodeError"]
+            assert not [t for t in broker.topics if ".retry" in t and broker.topics[t]]
 
     asyncio.run(scenario())
