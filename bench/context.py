@@ -16,6 +16,7 @@ from bench.sizes import Sizes
 MAIN_VENV_CONTENDERS = {
     "raw",
     "raw_poll",
+    "raw_registry",
     "raw_serial_async",
     "streamkit_worker",
     "asyncio_ceiling",

@@ -50,6 +50,8 @@ class Sizes:
     # 11. idempotency
     s11_events: int = 100_000
     s11_pg_events: int = 10_000
+    # 10. schema registry (Avro, JSON Schema)
+    s10_events: int = 100_000
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -77,6 +79,7 @@ SMOKE = Sizes(
     profile_events=20_000,
     s11_events=20_000,
     s11_pg_events=2_000,
+    s10_events=5_000,
 )
 
 

@@ -21,6 +21,7 @@ from streamkit.errors import (
     SchemaError,
     Skip,
     StreamkitError,
+    TransientDependencyError,
     UnknownEventType,
     UnknownTopicError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "RecordTooLargeError",
     "SchemaError",
     "StreamkitError",
+    "TransientDependencyError",
     "UnknownEventType",
     "UnknownTopicError",
     "__version__",

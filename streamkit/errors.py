@@ -8,6 +8,8 @@ Three families:
 * control flow raised by handlers: :class:`Retry` (ask for a retry after ``delay``) and
   :class:`Skip` (drop this event on purpose; it is counted, not dead-lettered).
 * operational errors: configuration, producer delivery, broker reachability.
+* :class:`TransientDependencyError` -- a service the event needs is down: the event is
+  held in place and tried again (never retried through the tiers, never dead-lettered).
 
 Any other exception raised by a handler is retryable unless its retry policy says otherwise.
 """
@@ -119,10 +121,34 @@ class Skip(Exception):
     """Raise from a handler to drop this event on purpose (counted as ``skipped``)."""
 
 
-class TransientDecodeError(StreamkitError):
+class TransientDependencyError(StreamkitError):
+    """A service the event needs did not answer *now*: not the event's fault.
+
+    Raise it (or a subclass) from a decoder, a middleware or a handler when a dependency
+    (the schema registry, a dedupe store) is down or slow. The event is **held**, never
+    retried through the retry tiers and never dead-lettered: it keeps its place in its
+    ordering lane, its offset is not committed, and it is tried again in-process with
+    capped exponential backoff (0.1 s to 5 s) until the dependency answers. Shutdown or a
+    rebalance leaves it uncommitted, so the next owner handles it again.
+
+    ``dependency`` names the service (the ``dependency`` label of
+    ``streamkit_waiting_on_dependency``); events waiting on one service share its backoff.
+    """
+
+    dependency = "dependency"
+
+    def __init__(self, message: str, dependency: str | None = None) -> None:
+        super().__init__(message)
+        if dependency is not None:
+            self.dependency = dependency
+
+
+class TransientDecodeError(TransientDependencyError):
     """A record could not be decoded *now* because a service it needs did not answer.
 
     Not bad input: the schema registry being down or slow must not dead-letter good
-    records. The router turns it into a handler failure, so the record takes its handler's
-    retry path (a retry tier with backoff) and is decoded again later.
+    records. The record is held (see :class:`TransientDependencyError`) and decoded again
+    once the service answers.
     """
+
+    dependency = "decoder"

@@ -38,7 +38,7 @@ def _profiled(spec: dict[str, Any], rec: Recorder) -> dict[str, Any]:
 
 
 def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
-    router = Router(topics=[spec["topic"]])
+    router = Router(topics=[spec["topic"]], **_codec(spec))
     holder: dict[str, Worker] = {}
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())
@@ -103,6 +103,20 @@ def _dedupe(spec: dict[str, Any]) -> Any:
     return Dedupe(
         PostgresInbox(spec["dsn"], table=spec["inbox_table"], max_size=int(spec.get("pool", 10)))
     )
+
+
+def _codec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 10: a schema-registry codec (``spec["codec"]`` = avro | json-schema)."""
+    fmt = spec.get("codec")
+    if fmt is None:
+        return {}
+    from bench.workload import EVENT_TYPE, Order
+
+    if fmt == "avro":
+        from streamkit.codecs.avro import AvroCodec as Codec
+    else:
+        from streamkit.codecs.jsonschema import JsonSchemaCodec as Codec
+    return {"codec": Codec(spec["registry"], models={EVENT_TYPE: Order})}
 
 
 async def _main(spec: dict[str, Any], rec: Recorder) -> None:

@@ -16,6 +16,7 @@ from bench.scenarios import (
     s6_replay,
     s7_scaleout,
     s9_growth,
+    s10_registry,
     s11_idempotency,
     s12_tracing,
 )
@@ -31,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "9": s9_growth.run,
     "12": s12_tracing.run,
     "11": s11_idempotency.run,
+    "10": s10_registry.run,
     "profile": profile.run,
 }
 ALL = tuple(SCENARIOS)

@@ -145,6 +145,17 @@ ROWS: tuple[RowSpec, ...] = (
                    "{{error_type}}"),),
             description="Events sent to the DLQ per interval; replay with `streamkit replay`.",
         ),
+        PanelSpec(
+            "Held: waiting on a dependency",
+            # Series appear with the first wait (the dependency is a label): 0 until then.
+            (Query(f"sum by (dependency) (streamkit_waiting_on_dependency{{{G}}}) "
+                   "or on() vector(0)", "held on {{dependency}}"),
+             Query("sum by (dependency) "
+                   f"(rate(streamkit_dependency_waits_total{{{G}}}[{RATE}])) or on() vector(0)",
+                   "waits/s {{dependency}}")),
+            description="A service events need (schema registry, ...) does not answer: "
+            "they wait in place, offsets uncommitted, never dead-lettered.",
+        ),
     )),
     RowSpec("Rebalances and commits", (
         PanelSpec(
@@ -201,7 +212,9 @@ ROWS: tuple[RowSpec, ...] = (
             (Query("sum by (topic, event_type) "
                    f"(rate(streamkit_duplicates_skipped_total{{{G}}}[{RATE}]))",
                    "duplicates {{topic}} {{event_type}}"),
-             Query(f"sum by (store) (rate(streamkit_dedupe_store_errors_total{{{G}}}[{RATE}]))",
+             # No Dedupe middleware, no store label: 0 rather than no series.
+             Query("sum by (store) "
+                   f"(rate(streamkit_dedupe_store_errors_total{{{G}}}[{RATE}])) or on() vector(0)",
                    "store errors {{store}}")),
             unit="ops",
             description="Dedupe middleware (streamkit.idempotency): duplicates are skipped "

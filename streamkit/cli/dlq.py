@@ -17,9 +17,18 @@ from streamkit.cli.common import (
     friendly_errors,
     kafka_options,
 )
-from streamkit.cli.options import TIME, connect, filter_options, json_option, pop_filter
+from streamkit.cli.options import (
+    TIME,
+    connect,
+    filter_options,
+    json_option,
+    pop_filter,
+    registry_option,
+    schema_view,
+)
 from streamkit.ops import dlq as ops_dlq
 from streamkit.ops import ledger
+from streamkit.ops.records import SchemaView
 from streamkit.ops.render import console, plain, print_json, printable, shorten, table
 from streamkit.ops.timeparse import human_age, iso, now_ms, parse_time
 
@@ -36,11 +45,13 @@ def dlq() -> None:
 @dlq.command("list")
 @click.argument("dlq_topic")
 @filter_options
+@registry_option
 @json_option
 @kafka_options
 @friendly_errors
 def list_(
     dlq_topic: str,
+    schema_registry: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
@@ -52,6 +63,13 @@ def list_(
     listing = ops_dlq.list_records(
         cluster, dlq_topic, flt, partitions=partitions, limit=limit or LIST_LIMIT
     )
+    with schema_view(schema_registry) as view:
+        _print_listing(dlq_topic, listing, as_json, view)
+
+
+def _print_listing(
+    dlq_topic: str, listing: ops_dlq.Listing, as_json: bool, view: SchemaView | None
+) -> None:
     if as_json:
         print_json(
             {
@@ -59,13 +77,13 @@ def list_(
                 "matched": listing.matched,
                 "scanned": listing.scanned,
                 "records": [
-                    _with_replay(r.summary(), listing.replay_of(r)) for r in listing.records
+                    _with_replay(r.summary(view), listing.replay_of(r)) for r in listing.records
                 ],
             }
         )
         return
     out = console()
-    out.print(_records_table(dlq_topic, listing))
+    out.print(_records_table(dlq_topic, listing, view))
     shown = len(listing.records)
     more = f" (showing {shown}; use --limit)" if shown < listing.matched else ""
     out.print(f"{listing.matched} of {listing.scanned} records matched{more}")
@@ -75,12 +93,12 @@ def _with_replay(fields: dict[str, Any], entry: ledger.Entry | None) -> dict[str
     return {**fields, "replayed": None if entry is None else entry.as_dict()}
 
 
-def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
+def _records_table(topic: str, listing: ops_dlq.Listing, view: SchemaView | None) -> Any:
     columns = ["time", "partition/offset", "key", "event type", "error type", "message",
                "attempts", "replayed"]  # fmt: skip
     rows = []
     for record in listing.records:
-        s = record.summary()
+        s = record.summary(view)
         entry = listing.replay_of(record)
         rows.append(
             [
@@ -113,6 +131,7 @@ def _records_table(topic: str, listing: ops_dlq.Listing) -> Any:
     required=True,
     help="The record's offset in that partition.",
 )
+@registry_option
 @json_option
 @kafka_options
 @friendly_errors
@@ -120,16 +139,18 @@ def show(
     dlq_topic: str,
     partition: int,
     offset: int,
+    schema_registry: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
 ) -> None:
     """Show one record in full: every header, the traceback, the payload."""
     cluster = connect(bootstrap_servers, kafka)
-    details = _with_replay(
-        ops_dlq.get_record(cluster, dlq_topic, partition, offset).details(),
-        ops_dlq.replay_of(cluster, dlq_topic, partition, offset),
-    )
+    record = ops_dlq.get_record(cluster, dlq_topic, partition, offset)
+    with schema_view(schema_registry) as view:
+        details = _with_replay(
+            record.details(view), ops_dlq.replay_of(cluster, dlq_topic, partition, offset)
+        )
     if as_json:
         print_json(details)
         return
@@ -155,12 +176,21 @@ def _print_details(d: dict[str, Any]) -> None:
     if d["traceback"]:
         out.rule("traceback")
         out.print(plain(d["traceback"], None, lines=True))
+    schema = d.get("schema")
+    if schema is not None:
+        out.print(Text("schema: ").append(plain(_schema_line(schema), SHOW_CAP)))
     out.rule("payload")
     if d["payload_is_json"]:
         shown = orjson.dumps(d["payload"], option=orjson.OPT_INDENT_2).decode()
         out.print(plain(shown, None, lines=True))
     else:
         out.print(plain(d["payload"] if d["payload"] is not None else "(null)", None, lines=True))
+
+
+def _schema_line(schema: dict[str, Any]) -> str:
+    if "error" in schema:
+        return f"id {schema['id']} (not decoded: {schema['error']})"
+    return f"id {schema['id']}, {schema['type']}, {schema['name'] or '(no name)'}"
 
 
 @dlq.command("stats")

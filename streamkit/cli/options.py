@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -11,6 +12,7 @@ from streamkit.cli.common import announce_connect, settings_overrides
 from streamkit.config import Settings
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.filters import RecordFilter
+from streamkit.ops.records import SchemaView
 from streamkit.ops.timeparse import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,3 +73,33 @@ def connect(bootstrap_servers: str | None, kafka: tuple[str, ...]) -> Cluster:
     settings = Settings(**settings_overrides(bootstrap_servers, kafka))
     announce_connect(str(settings.client_settings()["bootstrap.servers"]))
     return Cluster.connect(settings)
+
+
+registry_option = click.option(
+    "--schema-registry",
+    "schema_registry",
+    metavar="URL",
+    envvar="STREAMKIT_SCHEMA_REGISTRY",
+    help="Schema registry URL: show registry-encoded (Avro, JSON Schema) values decoded, "
+    "with their schema id and name; bytes are never re-encoded "
+    "[env: STREAMKIT_SCHEMA_REGISTRY].",
+)
+
+
+@contextmanager
+def schema_view(url: str | None) -> Iterator[SchemaView | None]:
+    """The registry view for ``--schema-registry`` (closed afterwards), or None without one."""
+    if not url:
+        yield None
+        return
+    try:
+        from streamkit.codecs.registry_view import RegistryView
+    except ImportError:
+        raise click.UsageError(
+            "--schema-registry needs the registry extra: pip install 'streamkit[registry]'"
+        ) from None
+    view = RegistryView(url)
+    try:
+        yield view
+    finally:
+        view.close()

@@ -18,7 +18,16 @@ from streamkit.cli.common import (
     friendly_errors,
     kafka_options,
 )
-from streamkit.cli.options import connect, filter_options, json_option, pop_filter
+from streamkit.cli.options import (
+    connect,
+    filter_options,
+    json_option,
+    pop_filter,
+    registry_option,
+    schema_view,
+)
+from streamkit.errors import StreamkitError
+from streamkit.ops.records import DeadLetter, SchemaView
 from streamkit.ops.render import console, print_json, progress_bar, shorten, table
 from streamkit.ops.replay import Replayer, ReplayOptions, ReplayReport
 from streamkit.preflight import check_access, replay_access
@@ -71,6 +80,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     help="Retry tier naming, if the service overrides Router(topic_names=...).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before replaying to --to TOPIC.")
+@registry_option
 @json_option
 @kafka_options
 @friendly_errors
@@ -83,6 +93,7 @@ def replay(
     replay_group: str | None,
     retry_template: str,
     yes: bool,
+    schema_registry: str | None,
     as_json: bool,
     bootstrap_servers: str | None,
     kafka: tuple[str, ...],
@@ -122,7 +133,8 @@ def replay(
     conf = cluster.settings.client_settings()
     check_access(cluster.admin, replay_access(options), conf, cluster.timeout)
     report = _run(cluster, options, show_progress=not as_json and sys.stderr.isatty())
-    _print(report, as_json)
+    with schema_view(schema_registry) as view:
+        _print(report, as_json, view)
     _exit(report)
 
 
@@ -143,8 +155,12 @@ def _run(cluster: Any, options: ReplayOptions, *, show_progress: bool) -> Replay
         return Replayer(cluster, options, stop=stop, progress=update).run()
 
 
-def _print(report: ReplayReport, as_json: bool) -> None:
-    sample = [{**record.summary(), "target": target} for record, target in report.sample]
+def _print(report: ReplayReport, as_json: bool, view: SchemaView | None) -> None:
+    """The report; ``view`` names registry-encoded records by their schema (display only)."""
+    sample = [
+        {**record.summary(view), **_schema(record, view), "target": target}
+        for record, target in report.sample
+    ]
     if as_json:
         print_json({**report.as_dict(), **({"sample": sample} if report.dry_run else {})})
         return
@@ -166,6 +182,15 @@ def _print(report: ReplayReport, as_json: bool) -> None:
     counts += [[f"  to {topic}", n] for topic, n in sorted(report.targets.items())]
     out.print(table(None, ["", "records"], counts, numeric=1))
     out.print(f"replay group {report.group}, {report.seconds:.1f}s")
+
+
+def _schema(record: DeadLetter, view: SchemaView | None) -> dict[str, Any]:
+    if view is None or record.value is None or not view.encoded(record.value):
+        return {}
+    try:
+        return {"schema": view.schema(record.value)}
+    except StreamkitError as exc:  # shown, not fatal: the replay itself never decodes
+        return {"schema": {"error": str(exc)}}
 
 
 def _exit(report: ReplayReport) -> None:

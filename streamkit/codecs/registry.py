@@ -13,14 +13,16 @@ model's own schema name -> its event type), else the schema name itself is the e
 Errors: a record not in the wire format, an unknown schema id, a body that does not match
 its schema, a model validation failure are bad input (:class:`DecodeError` /
 :class:`SchemaError`, the DLQ). The registry not answering (refused, timed out, 5xx/429)
-is :class:`RegistryUnavailableError`, a :class:`TransientDecodeError`: the record takes
-its handler's retry path. Schemas are cached by id, so known schemas keep flowing while
-the registry is down; only records with a schema id never seen before wait.
+is :class:`RegistryUnavailableError`, a :class:`TransientDecodeError`: the record is held
+in place (offset not committed, never dead-lettered) and decoded again with backoff
+(``streamkit/consumer/hold.py``). Schemas are cached by id, so known schemas keep flowing
+while the registry is down; only records with a schema id never seen before wait.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -58,7 +60,10 @@ def _no_subject(ctx: Any, record_name: Any) -> None:
 
 
 class RegistryUnavailableError(TransientDecodeError):
-    """The schema registry did not answer (refused, timed out, 5xx, 429): retried later."""
+    """The schema registry did not answer (refused, timed out, 5xx, 429): the event is
+    held and decoded again once it answers (never dead-lettered)."""
+
+    dependency = "schema-registry"
 
 
 def registry_client(registry: str | Mapping[str, Any] | SchemaRegistryClient) -> Any:
@@ -103,6 +108,34 @@ def registry_call(what: str, value: bytes | None, call: Callable[[], Any]) -> An
         raise ConfigError(f"schema registry refused {what}: {exc}") from None
 
 
+FAIL_FAST_S = 1.0  # after the registry did not answer, unseen schemas fail at once this long
+
+
+class FailFast:
+    """After the registry did not answer, calls fail at once for :data:`FAIL_FAST_S`.
+
+    Unseen schemas are fetched on the event loop: a *slow* registry (each call waiting
+    for the client's timeout) must cost one wait, not one per record that needs it.
+    Records failed fast are held like the others and tried again with backoff.
+    """
+
+    __slots__ = ("until", "why")
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.why = ""
+
+    def call(self, what: str, value: bytes | None, fn: Callable[[], Any]) -> Any:
+        """:func:`registry_call`, or RegistryUnavailableError at once within the window."""
+        if time.monotonic() < self.until:
+            raise RegistryUnavailableError(f"{self.why} (not asked again for {FAIL_FAST_S:g} s)")
+        try:
+            return registry_call(what, value, fn)
+        except RegistryUnavailableError as exc:
+            self.until, self.why = time.monotonic() + FAIL_FAST_S, str(exc)
+            raise
+
+
 class RegistryCodec:
     """The shared part of :class:`AvroCodec` and :class:`JsonSchemaCodec`.
 
@@ -144,6 +177,8 @@ class RegistryCodec:
                 self.names[name] = event_type
         self.names.update(names or {})
         self._by_id: dict[int, str | None] = {}  # schema id -> event type (None: no name)
+        self._decoded: set[int] = set()  # schema ids whose schema the deserializer has
+        self._fail_fast = FailFast()
         self._serializers: dict[type[BaseModel], Serialize] = {}
         self._lock = threading.Lock()  # ctx.publish may run in handler threads
         self._deserialize = self.make_deserializer()
@@ -191,7 +226,7 @@ class RegistryCodec:
             return self._by_id[schema_id], NOT_PARSED
         except KeyError:
             pass
-        schema = registry_call(
+        schema = self._fail_fast.call(
             f"schema id {schema_id}", value, lambda: self.client.get_schema(schema_id)
         )
         name = self.schema_name(schema.schema_str)
@@ -255,8 +290,13 @@ class RegistryCodec:
 
     def _body(self, deserialize: Deserialize, value: bytes) -> Any:
         schema_id = schema_id_of(value)
+        what = f"schema id {schema_id}"
         try:
-            return registry_call(f"schema id {schema_id}", value, lambda: deserialize(value, None))
+            if schema_id in self._decoded:  # its schema is cached: no registry call
+                return registry_call(what, value, lambda: deserialize(value, None))
+            body = self._fail_fast.call(what, value, lambda: deserialize(value, None))
+            self._decoded.add(schema_id)
+            return body
         except (RegistryUnavailableError, SchemaError, ConfigError):
             raise
         except Exception as exc:  # the body does not match its schema: bad input

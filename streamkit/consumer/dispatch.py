@@ -26,13 +26,20 @@ import structlog
 
 from streamkit import envelope as env
 from streamkit.codecs.base import NOT_PARSED
+from streamkit.consumer.hold import Hold
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.outcomes import FailurePath
 from streamkit.consumer.parking import ParkingLot
 from streamkit.consumer.scheduler import Scheduler
 from streamkit.consumer.state import Load, PartitionState
 from streamkit.delivery import Delivery
-from streamkit.errors import DecodeError, PermanentError, Skip
+from streamkit.errors import (
+    DecodeError,
+    PermanentError,
+    Skip,
+    TransientDecodeError,
+    TransientDependencyError,
+)
 from streamkit.handlers.context import Context
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
@@ -81,6 +88,14 @@ class Dispatcher:
             start=self._start,
             runner=self._run_task,
             abandon=self._release,
+        )
+        # Events whose dependency (schema registry, dedupe store) is down wait here.
+        self.hold = Hold(
+            loop=self._loop,
+            resume=self._resume,
+            abandon=self._release,
+            occupy=self.scheduler.occupy,
+            stats=stats,
         )
 
     @property
@@ -320,6 +335,11 @@ class Dispatcher:
             # A sync handler's follow-up publishes: wait for their acks before done.
             self._track(state, self._await_outputs(job, ctx))
             return
+        if isinstance(error, TransientDependencyError) and not state.revoked:
+            self.hold.wait(job, error)  # lane and offset kept: tried again after backoff
+            return
+        if job.held is not None:
+            self.hold.passed(job)
         try:
             if error is None or isinstance(error, Skip):
                 outcome = "ok" if error is None else "skipped"
@@ -337,6 +357,20 @@ class Dispatcher:
             self.failures.fallback(job, exc)
         finally:
             self._release(job)
+
+    def _resume(self, job: Job) -> None:
+        """A held job's turn again: decoded again if decoding waited, then run as queued."""
+        if isinstance(job.held, TransientDecodeError) and not job.state.revoked:
+            try:
+                resolved = self.router.resolve(job.msg, job.headers, job.state.tier.source)
+            except Exception as exc:  # bad input now that the service answered (DLQ), or
+                self._settle(job, None, exc)  # a bug of ours (its retry path): never stranded
+                return
+            if resolved is None:  # unknown type, router set to skip them
+                self._settle(job, None, Skip())
+                return
+            job.spec, job.event_type, job.payload, job.event_id = resolved
+        self._start(job)
 
     async def _await_outputs(self, job: Job, ctx: Context) -> None:
         error: BaseException | None = None

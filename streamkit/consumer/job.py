@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from streamkit.consumer.parking import LotKey
 from streamkit.consumer.state import PartitionState
+from streamkit.errors import TransientDependencyError
 from streamkit.handlers.registry import HandlerSpec
 from streamkit.record import Headers, Record
 
@@ -19,6 +20,7 @@ class Job:
         "event_id",
         "event_type",
         "headers",
+        "held",
         "lane",
         "lot",
         "msg",
@@ -48,6 +50,7 @@ class Job:
         self.attempt = attempt
         self.lane = lane_of(spec, msg)
         self.lot: LotKey | None = None  # set for keep-key-order handlers
+        self.held: TransientDependencyError | None = None  # what it waits on (consumer/hold)
 
 
 def lane_of(spec: HandlerSpec, msg: Record) -> Hashable | None:
@@ -80,6 +83,9 @@ class EventStats(Protocol):
 
     def value_dropped(self) -> None:
         """A dead letter went out without its value (too large even with shrunk headers)."""
+
+    def dependency_wait(self, dependency: str, held: int, count: bool = True) -> None:
+        """``held`` events wait on ``dependency`` now; ``count``: one more began waiting."""
 
     def flush(self) -> None:
         """Apply what was gathered."""

@@ -36,6 +36,12 @@ class Lanes(Generic[J]):
         else:
             queue.append(job)
 
+    def occupy(self, lane: Hashable | None) -> None:
+        """Mark ``lane`` busy without starting anything (no-op if it is busy already):
+        a job that ran without its lane keeps later jobs of the lane behind it."""
+        if lane is not None:
+            self._busy.setdefault(lane, deque())
+
     def release(self, lane: Hashable | None) -> None:
         """The running job of ``lane`` finished: start the next one, or free the lane.
 

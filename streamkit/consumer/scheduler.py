@@ -48,6 +48,10 @@ class Scheduler:
         """The job of ``lane`` is through: the next one of the lane may start."""
         self._lanes.release(lane)
 
+    def occupy(self, lane: Hashable | None) -> None:
+        """Take ``lane`` for a job that ran without it (see :meth:`Lanes.occupy`)."""
+        self._lanes.occupy(lane)
+
     def launch_or_wait(self, job: Job) -> None:
         """Run ``job`` as a task now if there is room, else when a task ends."""
         if self._has_room(job.spec):

@@ -39,6 +39,7 @@ class PartitionState:
     __slots__ = (
         "acks",
         "gated",
+        "held",
         "load",
         "partition",
         "revoked",
@@ -59,6 +60,7 @@ class PartitionState:
         self.revoked = False
         self.gated = False  # paused until its head retry record is due
         self.running = 0  # jobs started or queued behind a lane, not yet released
+        self.held = 0  # of those, waiting on a dependency (consumer/hold): not drained for
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiter: asyncio.Future[None] | None = None
@@ -79,6 +81,16 @@ class PartitionState:
         self.notify_if_idle()
         if load.buffered == load.drained_below:
             load.on_drained()
+
+    def set_aside(self) -> None:
+        """A begun job waits on a dependency: still running (its lane, its offset held),
+        but a drain does not wait for it -- uncommitted, it is redelivered."""
+        self.held += 1
+        self.notify_if_idle()
+
+    def take_back(self) -> None:
+        """A held job runs again (or is abandoned)."""
+        self.held -= 1
 
     def done_now(self, record: Record) -> None:
         """``record`` was handled on the spot: done without entering the in-flight set."""
@@ -104,7 +116,7 @@ class PartitionState:
     @property
     def busy(self) -> bool:
         """True while any work of this partition is in flight."""
-        return bool(self.running or self.acks)
+        return bool(self.running - self.held or self.acks)
 
     def notify_if_idle(self) -> None:
         """Wake a revoke/shutdown waiting for this partition to drain."""

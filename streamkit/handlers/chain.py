@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from streamkit.errors import Skip
+from streamkit.errors import Skip, TransientDependencyError
 from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 
 if TYPE_CHECKING:
@@ -153,5 +153,7 @@ def _passing(
         return exc  # cancellation, exit: not the middleware's to swallow
     if isinstance(exc, Skip) and not called:
         return exc  # a middleware skipping the event on purpose (a duplicate)
+    if isinstance(exc, TransientDependencyError):
+        return exc  # what the middleware needs is down: the event is held, not run unguarded
     log.exception("middleware failed", middleware=type(mw).__name__)
     return None

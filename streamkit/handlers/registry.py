@@ -222,8 +222,8 @@ class Router:
 
     def deferred(self, spec: HandlerSpec | None, exc: Exception) -> HandlerSpec:
         """A stand-in for ``spec`` that raises ``exc``: a record that could not be decoded
-        yet (a :class:`~streamkit.errors.TransientDecodeError`) takes the retry path of
-        ``spec`` -- or of the catch-all / the router's policy when its type is unknown."""
+        yet (a :class:`~streamkit.errors.TransientDecodeError`) is held in place by the
+        consumer and decoded again; ``spec`` (else the catch-all) gives its lane."""
 
         def wait_for_decoder(payload: Any) -> None:
             raise exc

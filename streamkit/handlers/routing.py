@@ -5,8 +5,8 @@ Order: a topic handler of the record's (source) topic takes everything; else the
 that type, else the catch-all (``"*"``), else ``on_unknown``.
 
 A :class:`~streamkit.errors.TransientDecodeError` (the schema registry did not answer) is
-not bad input: the record is handed to a stand-in handler that raises it, so it takes the
-retry path of its handler (or of the router, when the type was still unknown).
+not bad input: the record is handed to a stand-in handler that raises it, so it is held in
+place (consumer/hold.py) and routed and decoded again once the service answers.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 
-from streamkit.errors import Skip, StreamkitError
+from streamkit.errors import Skip, TransientDependencyError
 from streamkit.handlers.middleware import CallNext, CallNextSync, Middleware
 
 if TYPE_CHECKING:
@@ -47,9 +47,13 @@ LOG_EVERY = 30.0  # seconds between "store unavailable" lines while it stays dow
 KeyFunction = Callable[["Context"], "str | None"]
 
 
-class StoreUnavailableError(StreamkitError):
+class StoreUnavailableError(TransientDependencyError):
     """The dedupe store (Redis, PostgreSQL) did not answer: a transient dependency, not bad
-    input. The middleware holds the event and retries; it never reaches the DLQ."""
+    input, never dead-lettered. :class:`Dedupe` retries the store operation inside its
+    scope rather than handing the event to the dispatcher's hold (consumer/hold.py): a
+    mark written after the handler ran must be retried alone, not with the handler."""
+
+    dependency = "dedupe-store"
 
 
 class DuplicateEvent(Skip):

@@ -67,6 +67,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "streamkit_retries_total",
         "streamkit_dead_letter_total",
         "streamkit_decode_errors_total",
+        "streamkit_dependency_waits_total",
+        "streamkit_waiting_on_dependency",
         "streamkit_commits_total",
         "streamkit_rebalances_total",
         "streamkit_assigned_partitions",
@@ -195,6 +197,20 @@ class Metrics:
             "streamkit_decode_errors",
             "Records whose envelope could not be decoded.",
             ("group", "topic"),
+            registry=reg,
+        )
+        self.dependency_waits = Counter(
+            "streamkit_dependency_waits",
+            "Times an event was held because a service it needs (schema registry, ...) did "
+            "not answer; held events are tried again, never dead-lettered.",
+            ("group", "dependency"),
+            registry=reg,
+        )
+        self.waiting_on_dependency = Gauge(
+            "streamkit_waiting_on_dependency",
+            "Events held now, waiting on a service that does not answer; their offsets "
+            "are not committed.",
+            ("group", "dependency"),
             registry=reg,
         )
 

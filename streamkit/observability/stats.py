@@ -26,6 +26,7 @@ class BatchStats:
     __slots__ = (
         "_counts",
         "_decode",
+        "_dependency_waits",
         "_durations",
         "_exemplars",
         "_failures",
@@ -44,6 +45,7 @@ class BatchStats:
         self._failures: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._decode: defaultdict[str, int] = defaultdict(int)
         self._publish: defaultdict[str, int] = defaultdict(int)
+        self._dependency_waits: defaultdict[str, int] = defaultdict(int)
 
     def count(self, topic: str, event_type: str, outcome: str) -> None:
         """One event finished with ``outcome``."""
@@ -77,6 +79,14 @@ class BatchStats:
         """A dead letter went out without its value (too large even shrunk): loud, rare."""
         self._metrics.child(self._metrics.values_dropped, self._group).inc()
 
+    def dependency_wait(self, dependency: str, held: int, count: bool = True) -> None:
+        """``held`` events wait on ``dependency`` now (a gauge: set at once, it is rare);
+        ``count``: one more event began waiting."""
+        m = self._metrics
+        m.child(m.waiting_on_dependency, self._group, dependency).set(held)
+        if count:
+            self._dependency_waits[dependency] += 1
+
     def flush(self) -> None:
         """Apply everything gathered since the last flush to the metrics."""
         m, group = self._metrics, self._group
@@ -95,11 +105,14 @@ class BatchStats:
             m.child(m.decode_errors, group, topic).inc(n)
         for kind, n in self._publish.items():
             m.child(m.publish_failures, group, kind).inc(n)
+        for dependency, n in self._dependency_waits.items():
+            m.child(m.dependency_waits, group, dependency).inc(n)
         self._clear()
 
     def _clear(self) -> None:
         for table in (self._counts, self._durations, self._failures, self._decode, self._publish):
             table.clear()
+        self._dependency_waits.clear()
         self._exemplars.clear()
 
 

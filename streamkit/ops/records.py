@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streamkit import envelope as env
 from streamkit.codecs.json import JSON_ENVELOPE
-from streamkit.errors import DecodeError
+from streamkit.errors import DecodeError, StreamkitError
 from streamkit.ops.timeparse import iso
 
 CODEC = JSON_ENVELOPE  # how dead letters are shown; their bytes are never re-encoded
+
+
+class SchemaView(Protocol):
+    """Shows schema-registry-encoded values (``codecs.registry_view.RegistryView``)."""
+
+    def encoded(self, value: bytes | None) -> bool:
+        """True when ``value`` is in the registry wire format."""
+        ...
+
+    def schema(self, value: bytes) -> dict[str, Any]:
+        """``{"id", "type", "name"}`` of the value's schema."""
+        ...
+
+    def describe(self, value: bytes) -> dict[str, Any]:
+        """``{"schema", "data"}``: the schema and the decoded body."""
+        ...
+
+    def close(self) -> None:
+        """Close the registry client's connections."""
+        ...
 
 
 def text(raw: bytes | None) -> str:
@@ -52,11 +72,18 @@ class DeadLetter:
         """Header ``name`` as text, or None."""
         return env.header_str(self.headers, name)
 
-    def event_type(self) -> str | None:
-        """The ``event_type`` header, else the envelope's field (bare payloads: None)."""
+    def event_type(self, view: SchemaView | None = None) -> str | None:
+        """The ``event_type`` header, else the envelope's field (bare payloads: None);
+        with ``view``, a registry-encoded record's schema name."""
         found = self.header(env.HEADER_EVENT_TYPE)
         if found is not None or not self.value:
             return found
+        if view is not None and view.encoded(self.value):
+            try:
+                name: str | None = view.schema(self.value)["name"]
+            except StreamkitError:  # the registry is down or does not know the id
+                return None
+            return name
         try:
             return CODEC.route(self.value)[0]  # the codec that owns the wire format
         except DecodeError:
@@ -70,14 +97,14 @@ class DeadLetter:
         """The attempt that failed last."""
         return env.header_int(self.headers, env.H_ATTEMPT)
 
-    def summary(self) -> dict[str, Any]:
-        """The fields ``dlq list`` shows, JSON-ready."""
+    def summary(self, view: SchemaView | None = None) -> dict[str, Any]:
+        """The fields ``dlq list`` shows, JSON-ready (``view``: see :meth:`event_type`)."""
         return {
             "timestamp": iso(self.timestamp_ms),
             "partition": self.partition,
             "offset": self.offset,
             "key": None if self.key is None else text(self.key),
-            "event_type": self.event_type(),
+            "event_type": self.event_type(view),
             "error_type": self.error_type(),
             "error_message": self.header(env.H_ERROR_MESSAGE),
             "attempt": self.attempt(),
@@ -85,19 +112,36 @@ class DeadLetter:
             "group": self.header(env.H_GROUP),
         }
 
-    def details(self) -> dict[str, Any]:
-        """Everything ``dlq show`` shows: all headers, the traceback, the decoded payload."""
-        payload: Any
-        try:
-            payload = None if self.value is None else CODEC.describe(self.value)
-        except DecodeError:
-            payload = text(self.value)
+    def details(self, view: SchemaView | None = None) -> dict[str, Any]:
+        """Everything ``dlq show`` shows: all headers, the traceback, the decoded payload.
+
+        With ``view``, a registry-encoded value is decoded with its schema, and
+        ``schema`` tells its id, type and name (or why it could not be decoded).
+        """
+        payload, schema = self._payload(view)
+        extra = {} if schema is None else {"schema": schema}
         return {
             "topic": self.topic,
-            **self.summary(),
+            **self.summary(view),
+            **extra,
             "timestamp_ms": self.timestamp_ms,
             "headers": [[k, None if v is None else text(v)] for k, v in self.headers],
             "traceback": self.header(env.H_ERROR_TRACEBACK),
             "payload": payload,
             "payload_is_json": self.value is not None and not isinstance(payload, str),
         }
+
+    def _payload(self, view: SchemaView | None) -> tuple[Any, dict[str, Any] | None]:
+        value = self.value
+        if value is None:
+            return None, None
+        if view is not None and view.encoded(value):
+            try:
+                shown = view.describe(value)
+            except StreamkitError as exc:  # registry down, unknown id, body not matching
+                return text(value), {"id": int.from_bytes(value[1:5], "big"), "error": str(exc)}
+            return shown["data"], shown["schema"]
+        try:
+            return CODEC.describe(value), None
+        except DecodeError:
+            return text(value), None

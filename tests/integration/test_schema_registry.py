@@ -20,13 +20,14 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from dataclasses_avroschema.pydantic import AvroBaseModel
 from pydantic import BaseModel
 
-from streamkit import Context, ExponentialBackoff, RetryPolicy, Router
+from streamkit import Context, FixedBackoff, RetryPolicy, Router
 from streamkit.codecs.avro import AvroCodec
 from streamkit.codecs.jsonschema import JsonSchemaCodec
 from streamkit.codecs.registry import RegistryCodec
 from tests.integration.helpers import (
     committed,
     ensure_failure_topics,
+    free_port,
     produce_raw,
     read_all,
     wait_until,
@@ -226,8 +227,13 @@ def orjson_schema(model: type[BaseModel]) -> str:
     return JsonSchemaCodec.schema_of(None, model)  # type: ignore[arg-type]
 
 
+def _sample(worker: RunningWorker, name: str) -> float:
+    labels = {"group": worker.worker.group, "dependency": "schema-registry"}
+    return worker.worker.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
 @pytest.mark.timeout(240)
-def test_registry_outage_known_schemas_flow_new_ones_retry_nothing_lost(
+def test_registry_outage_longer_than_the_retry_budget_holds_never_dead_letters(
     kafka_bootstrap: str,
     schema_registry: Any,
     make_topic: Any,
@@ -246,37 +252,85 @@ def test_registry_outage_known_schemas_flow_new_ones_retry_nothing_lost(
             subject_strategy="topic-record",
         )
     )
-    # The retry budget must outlast the outage: 8 attempts over ~40 s.
-    policy = RetryPolicy(max_attempts=8, backoff=ExponentialBackoff(base=1.0, max_delay=8.0))
+    # A retry budget of ~0.3 s: were an outage a handler failure, the new schema's
+    # records would be in the DLQ within a second. The outage below lasts far longer.
+    policy = RetryPolicy(max_attempts=2, backoff=FixedBackoff(0.3))
     router, seen = _pipeline(codec, source, out, retry=policy)
-    second_tier = router.topic_names.retry(source, group, 2)
     ensure_failure_topics(kafka_bootstrap, router, source, group)
     before = [OrderCreated(order_id=f"a{i}", amount_cents=i) for i in range(5)]
     during = [OrderCreated(order_id=f"b{i}", amount_cents=i) for i in range(5)]
     new_type = [OrderPaid(order_id=f"p{i}", paid=True) for i in range(3)]
     created_ser = _avro_serializer(client, OrderCreated)
     first = _foreign(created_ser, source, before)
+    later = _foreign(created_ser, source, during)  # a known schema id (cached)
     # Registered now, never seen by the worker: it must fetch this schema id mid-outage.
-    later = _foreign(created_ser, source, during)
     unseen = _foreign(_avro_serializer(client, OrderPaid), source, new_type)
-    with RunningWorker(router, settings(kafka_bootstrap, group, [source])):
+    dlq, tier1 = f"{source}.{group}.dlq", router.topic_names.retry(source, group, 1)
+    with RunningWorker(router, settings(kafka_bootstrap, group, [source])) as worker:
         produce_raw(kafka_bootstrap, source, first)
         wait_until(lambda: len(seen) == 5, 30, "the first events (schemas now cached)")
+        wait_until(lambda: committed(kafka_bootstrap, group, source, 1)[0] == 5, 30, "commit")
         schema_registry.run("stop")
+        stopped = time.monotonic()
         try:
             produce_raw(kafka_bootstrap, source, unseen + later)
             wait_until(lambda: len(seen) == 10, 30, "known schemas flowing during the outage")
-            # The new schema's records take the retry path (not the DLQ), again and again.
-            wait_until(
-                lambda: len(read_all(kafka_bootstrap, second_tier, 3, timeout=1)) == 3,
-                30,
-                "the unseen schema's records retried twice",
-            )
+            held = "streamkit_waiting_on_dependency"
+            wait_until(lambda: _sample(worker, held) == 3, 30, "the unseen schema's 3 held")
+            # Tried again and again (one probe per backoff interval), well past the budget.
+            waits = "streamkit_dependency_waits_total"
+            wait_until(lambda: _sample(worker, waits) >= 3 + 4, 30, "four probes")
+            assert time.monotonic() - stopped > 5 * 0.3, "the outage outlasted the budget"
             assert not any(isinstance(e, OrderPaid) for e in seen)
-            assert read_all(kafka_bootstrap, f"{source}.{group}.dlq", 1, timeout=1) == []
+            assert read_all(kafka_bootstrap, dlq, 1, timeout=1) == []
+            assert read_all(kafka_bootstrap, tier1, 1, timeout=1) == [], "a hold, not a retry"
+            assert committed(kafka_bootstrap, group, source, 1)[0] == 5, "offsets held"
         finally:
             schema_registry.run("start")
         wait_until(lambda: len(seen) == 13, 60, "the new schema once the registry is back")
         wait_until(lambda: committed(kafka_bootstrap, group, source, 1)[0] == 13, 30, "commit")
-    assert read_all(kafka_bootstrap, f"{source}.{group}.dlq", 1, timeout=1) == []
+        assert _sample(worker, "streamkit_waiting_on_dependency") == 0
+    assert read_all(kafka_bootstrap, dlq, 1, timeout=1) == []
+    assert read_all(kafka_bootstrap, tier1, 1, timeout=1) == []
     assert len(_read_back(kafka_bootstrap, out, AvroDeserializer(client), 10)) == 10
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_during_an_outage_is_prompt_and_the_held_records_come_back(
+    kafka_bootstrap: str,
+    schema_registry: Any,
+    make_topic: Any,
+    unique: str,
+    client: Any,
+    closing: Any,
+) -> None:
+    source, out = make_topic("held-stop", partitions=1), make_topic("held-stop-out", 1)
+    group = f"g-{unique}"
+
+    def service(url: str) -> tuple[RunningWorker, list[Any]]:
+        codec = closing(AvroCodec(url, models={"order.paid": OrderPaid}))
+        router, seen = _pipeline(codec, source, out)
+        return RunningWorker(router, settings(kafka_bootstrap, group, [source],
+                                              shutdown_timeout=30)), seen  # fmt: skip
+
+    paid = [OrderPaid(order_id=f"h{i}", paid=True) for i in range(3)]
+    serializer = _avro_serializer(client, OrderPaid)
+    produce_raw(kafka_bootstrap, source, _foreign(serializer, source, paid))
+    # The first worker's registry refuses every connection (nothing listens on its port):
+    # the same outage as a stopped registry, without restarting one.
+    first, seen = service(f"http://127.0.0.1:{free_port()}")
+    ensure_failure_topics(kafka_bootstrap, first.worker.router, source, group)
+    with first:
+        held = "streamkit_waiting_on_dependency"
+        wait_until(lambda: _sample(first, held) == 3, 30, "the 3 records held")
+        started = time.monotonic()
+        first.stop()
+        # The drain does not wait for held records: well inside shutdown_timeout.
+        assert time.monotonic() - started < 10, "shutdown waited for the held records"
+    assert seen == []
+    assert committed(kafka_bootstrap, group, source, 1)[0] in (-1001, 0), "held: uncommitted"
+    second, seen = service(schema_registry.url)
+    with second:
+        wait_until(lambda: len(seen) == 3, 30, "the held records, redelivered")
+        wait_until(lambda: committed(kafka_bootstrap, group, source, 1)[0] == 3, 30, "commit")
+    assert read_all(kafka_bootstrap, f"{source}.{group}.dlq", 1, timeout=1) == []

@@ -25,6 +25,8 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
     "streamkit_retries_total": ("group", "event_type"),
     "streamkit_dead_letter_total": ("group", "error_type"),
     "streamkit_decode_errors_total": ("group", "topic"),
+    "streamkit_dependency_waits_total": ("group", "dependency"),
+    "streamkit_waiting_on_dependency": ("group", "dependency"),
     "streamkit_commits_total": ("group", "outcome"),
     "streamkit_rebalances_total": ("group", "kind"),
     "streamkit_assigned_partitions": ("group",),

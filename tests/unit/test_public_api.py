@@ -15,7 +15,7 @@ EXPECTED = {
     "BrokerUnavailableError", "ConfigError", "DecodeError", "DeliveryFailedError",
     "DeliveryTimeoutError", "MissingTopicsError", "PermanentError", "ProducerError",
     "RecordTooLargeError", "SchemaError", "StreamkitError", "UnknownEventType",
-    "UnknownTopicError",
+    "UnknownTopicError", "TransientDependencyError",
     "__version__",
 }  # fmt: skip
 
