@@ -131,9 +131,11 @@ async def drain(states: list[PartitionState], bound: float) -> list[PartitionSta
     busy = [s for s in states if s.busy]
     waits = [asyncio.ensure_future(s.wait_idle()) for s in busy]
     if waits:
-        _, pending = await asyncio.wait(waits, timeout=bound)
-        for fut in pending:
-            fut.cancel()
+        try:
+            await asyncio.wait(waits, timeout=bound)
+        finally:  # also when this drain is cancelled: no waiter outlives it
+            for fut in waits:
+                fut.cancel()
     abandoned = [s for s in busy if s.busy]
     # Finished tasks may still sit in s.tasks until their done-callback runs.
     leftovers = [task for s in states for task in s.tasks if not task.done()]

@@ -48,12 +48,15 @@ class TransactionalCommits(KafkaCommits):
         on_transaction: Callable[[str, float], None] = lambda outcome, seconds: None,
         group: str = "",
         failed: Callable[[], bool] = lambda: False,
+        refused: Callable[[], int] = lambda: 0,
     ) -> None:
         super().__init__(tiers, load, group=group)
         self._producer = producer  # the confluent-kafka producer with a transactional.id
         self._timeout = timeout
         self._on_transaction = on_transaction
         self._producer_failed = failed  # the producer reported a fatal error (fenced) on its own
+        self._refused = refused  # how many sends the producer refused with _STATE so far
+        self._refused_before = 0  # ... when the open transaction began
         self._started = time.monotonic()
         self.fatal: TransactionFencedError | None = None
         self.rewind_needed = False  # an abort happened: states and positions must reset
@@ -77,12 +80,25 @@ class TransactionalCommits(KafkaCommits):
             )
         return self.fatal
 
+    @property
+    def doomed(self) -> bool:
+        """A send failed in the open transaction: librdkafka will only let it abort.
+
+        A failed delivery makes the transaction abortable and every later send is refused
+        (``_STATE``), so the work still in flight can never finish: the commit point
+        aborts at once instead of waiting for it.
+        """
+        return self._refused() > self._refused_before
+
     def commit_due(self) -> None:
         """Nothing here: commits happen at the worker's quiesced commit points only."""
 
     def commit_sync(self, offsets: list[TopicPartition]) -> bool:
         """Commit the open transaction with ``offsets`` if every event taken is done."""
         if self.fatal is not None:
+            return False
+        if self.doomed:
+            self._abort("a send failed in this transaction; librdkafka refuses the rest")
             return False
         if self._load.buffered or self._load.acks:
             self._abort("events still in flight at the commit point")
@@ -97,6 +113,11 @@ class TransactionalCommits(KafkaCommits):
                     return False
         self._abort("commit kept failing")
         return False
+
+    def abort(self, why: str) -> None:
+        """Abort the open transaction (poll thread); the caller rewinds the partitions."""
+        if self.fatal is None:
+            self._abort(why)
 
     def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
@@ -157,6 +178,7 @@ class TransactionalCommits(KafkaCommits):
     def _begin(self) -> None:
         self._producer.begin_transaction()
         self._started = time.monotonic()
+        self._refused_before = self._refused()
 
 
 _FENCED = {

@@ -5,16 +5,12 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import time
-import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
+from tests.integration.eos_reader import outputs
 from tests.integration.helpers import (
     Service,
     committed,
@@ -28,34 +24,6 @@ from tests.integration.services.relay import router
 pytestmark = pytest.mark.kafka
 MODULE = "tests.integration.services.relay"
 EVENTS = 20_000
-
-
-def outputs(bootstrap: str, topic: str, partitions: int) -> Counter[int]:
-    """Every committed output (read_committed), counted by input number."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
-    consumer.assign(tps)
-    seen: Counter[int] = Counter()
-    at_end: set[int] = set()
-    deadline = time.monotonic() + 60
-    try:
-        while len(at_end) < partitions and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.5):
-                if m.error() is not None:
-                    at_end.add(m.partition())  # _PARTITION_EOF: up to the stable offset
-                    continue
-                seen[orjson.loads(m.value())["data"]["n"]] += 1
-    finally:
-        consumer.close()
-    assert len(at_end) == partitions, "output topic not read to its end"
-    return seen
 
 
 def _service(c: dict[str, Any], tmp_path: Path, **env: str) -> Service:
