@@ -13,7 +13,13 @@ from bench.kafka import Admin, produce
 from bench.proc import Child, Outcome
 from bench.sizes import Sizes
 
-MAIN_VENV_CONTENDERS = {"raw", "raw_serial_async", "streamkit_worker", "asyncio_ceiling"}
+MAIN_VENV_CONTENDERS = {
+    "raw",
+    "raw_relay",
+    "raw_serial_async",
+    "streamkit_worker",
+    "asyncio_ceiling",
+}
 
 
 @dataclass

@@ -37,6 +37,11 @@ class Sizes:
     s7_members: tuple[int, ...] = (1, 2, 4)
     s7_join_rate: int = 5_000
     s7_join_seconds: float = 10.0
+    # 8. consume -> publish (exactly-once)
+    s8_events: int = 300_000
+    s8_rate: int = 1_000
+    s8_seconds: float = 10.0
+    s8_tuning: int = 1  # 1: also the commit interval / retry.backoff.ms rows
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -56,6 +61,9 @@ SMOKE = Sizes(
     s7_members=(1, 2),
     s7_join_rate=2_000,
     s7_join_seconds=5.0,
+    s8_events=20_000,
+    s8_seconds=3.0,
+    s8_tuning=0,
     profile_events=20_000,
 )
 

@@ -15,6 +15,7 @@ from bench.scenarios import (
     s5_backlog,
     s6_replay,
     s7_scaleout,
+    s8_relay,
 )
 
 SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
@@ -25,6 +26,7 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "5": s5_backlog.run,
     "6": s6_replay.run,
     "7": s7_scaleout.run,
+    "8": s8_relay.run,
     "profile": profile.run,
 }
 ALL = tuple(SCENARIOS)
