@@ -14,6 +14,8 @@ from streamkit.consumer.tracker import OffsetTracker
 from streamkit.record import Record
 from streamkit.retry.topics import Tier
 
+NO_CUT = 1 << 62  # no commit point in progress: every job may start
+
 
 class Load:
     """Worker-wide counts of events in memory and failure records awaiting an ack."""
@@ -38,11 +40,13 @@ class PartitionState:
 
     __slots__ = (
         "acks",
+        "cut",
         "gated",
         "load",
         "partition",
         "revoked",
         "running",
+        "started",
         "tasks",
         "tier",
         "topic",
@@ -62,6 +66,10 @@ class PartitionState:
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiter: asyncio.Future[None] | None = None
+        # Exactly-once commit points: the highest offset handed to a handler, and the cut
+        # at and above which a queued job is dropped (read again after the commit).
+        self.started = -1
+        self.cut = NO_CUT
 
     # -- in-flight bookkeeping ---------------------------------------------------------
 

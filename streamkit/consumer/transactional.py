@@ -119,6 +119,12 @@ class TransactionalCommits(KafkaCommits):
         if self.fatal is None:
             self._abort(why)
 
+    def seek_to(self, offsets: list[TopicPartition]) -> None:
+        """Read these partitions again from these offsets (poll thread)."""
+        consumer = self._committer()
+        for tp in offsets:
+            consumer.seek(tp)  # type: ignore[attr-defined]
+
     def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
         consumer = self._committer()
