@@ -120,10 +120,17 @@ class TransactionalCommits(KafkaCommits):
             self._abort(why)
 
     def seek_to(self, offsets: list[TopicPartition]) -> None:
-        """Read these partitions again from these offsets (poll thread)."""
+        """Read these partitions again from these offsets (poll thread).
+
+        Each is resumed too, as a new assignment is: a partition paused by a retry gate or
+        backpressure would stay paused for good, its old state (and pause) forgotten.
+        Backpressure pauses it again at the next check if it must.
+        """
         consumer = self._committer()
         for tp in offsets:
             consumer.seek(tp)  # type: ignore[attr-defined]
+        if offsets:
+            consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in offsets])  # type: ignore[attr-defined]
 
     def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
@@ -131,9 +138,8 @@ class TransactionalCommits(KafkaCommits):
         tps = [TopicPartition(t, p) for t, p in partitions]
         if not tps:
             return
-        for tp in consumer.committed(tps, timeout=self._timeout):  # type: ignore[attr-defined]
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))  # type: ignore[attr-defined]
+        committed = consumer.committed(tps, timeout=self._timeout)  # type: ignore[attr-defined]
+        self.seek_to([_from_committed(tp) for tp in committed])
         self.rewind_needed = False
 
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -185,6 +191,11 @@ class TransactionalCommits(KafkaCommits):
         self._producer.begin_transaction()
         self._started = time.monotonic()
         self._refused_before = self._refused()
+
+
+def _from_committed(tp: TopicPartition) -> TopicPartition:
+    """Where to read again: the committed offset, or the beginning when none was."""
+    return TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
 
 
 _FENCED = {

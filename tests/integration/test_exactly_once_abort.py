@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from streamkit import Context, Router
+from streamkit import Context, FixedBackoff, RetryPolicy, Router
 from tests.integration.eos_reader import outputs
 from tests.integration.helpers import (
     committed,
@@ -73,3 +73,41 @@ def test_an_abortable_error_aborts_rewinds_and_does_the_work_again(
     assert outputs(kafka_bootstrap, big, 1, isolation="read_uncommitted") == Counter()
     # Events failed by the refused sends went nowhere a reader sees: the abort took them.
     assert outputs(kafka_bootstrap, f"{source}.{group}.retry.1", 2) == Counter()
+
+
+@pytest.mark.timeout(90)
+def test_a_retry_partition_paused_for_its_delay_is_read_again_after_an_abort(
+    kafka_bootstrap: str, make_topic: Any, unique: str
+) -> None:
+    # Contract: a rewind gives fresh partition states; a retry tier paused by its delay
+    # gate must be resumed with them, or its record is never handled (paused for good).
+    source, out = make_topic("gate-in", partitions=1), make_topic("gate-out", partitions=1)
+    big = make_topic("gate-big", partitions=1, config={"max.message.bytes": "1024"})
+    group = f"gate-{unique}"
+    router = Router(topics=[source], publish_topics={"invoice.requested": out, "oversized": big})
+    attempts: Counter[int] = Counter()
+    tripped = threading.Event()
+
+    @router.handler("order.created", retry=RetryPolicy(max_attempts=2, backoff=FixedBackoff(3)))
+    async def relay(data: dict[str, Any], ctx: Context) -> None:
+        attempts[data["n"]] += 1
+        if data["n"] == 0 and ctx.attempt == 1:
+            raise ConnectionError("first attempt fails: 3 s in retry tier 1")
+        await ctx.publish("invoice.requested", {"n": data["n"]}, key=ctx.key)
+        if data["n"] == 1 and not tripped.is_set():
+            tripped.set()
+            ctx.publish("oversized", {"pad": os.urandom(4_000).hex()})  # MSG_SIZE_TOO_LARGE
+
+    ensure_failure_topics(kafka_bootstrap, router, source, group)
+    tier = f"{source}.{group}.retry.1"
+    conf = settings(kafka_bootstrap, group, [source], guarantee="exactly-once",
+                    transactional_id=f"gate-{unique}")  # fmt: skip
+    with RunningWorker(router, conf):
+        produce_events(kafka_bootstrap, source, [("order.created", {"n": 0}, "k")])
+        # The retry record is committed and fetched: its partition waits, paused, 3 s.
+        wait_until(lambda: outputs(kafka_bootstrap, tier, 1) == Counter({0: 1}), 20, "retry")
+        produce_events(kafka_bootstrap, source, [("order.created", {"n": 1}, "k")])
+        wait_until(tripped.is_set, 20, "the abort")
+        wait_until(lambda: attempts[0] >= 2, 30, "the retry record handled after the rewind")
+        wait_until(lambda: committed(kafka_bootstrap, group, tier, 1)[0] >= 1, 20, "tier commit")
+    assert outputs(kafka_bootstrap, out, 1) == Counter({0: 1, 1: 1})
