@@ -17,6 +17,7 @@ MAIN_VENV_CONTENDERS = {
     "raw",
     "raw_poll",
     "raw_registry",
+    "raw_relay",
     "raw_serial_async",
     "streamkit_worker",
     "asyncio_ceiling",

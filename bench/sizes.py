@@ -52,6 +52,11 @@ class Sizes:
     s11_pg_events: int = 10_000
     # 10. schema registry (Avro, JSON Schema)
     s10_events: int = 100_000
+    # 8. consume -> publish (exactly-once)
+    s8_events: int = 300_000
+    s8_rate: int = 1_000
+    s8_seconds: float = 10.0
+    s8_tuning: int = 1  # 1: also the commit interval / retry.backoff.ms rows
     # profile
     profile_events: int = 300_000
     profile_rate: int = 1_000  # py-spy samples per second
@@ -76,6 +81,9 @@ SMOKE = Sizes(
     s9_partitions=(3, 48),
     s7_lifecycle=(),  # a killed member's session alone is 45 s
     s7_modes=("classic",),
+    s8_events=20_000,
+    s8_seconds=3.0,
+    s8_tuning=0,
     profile_events=20_000,
     s11_events=20_000,
     s11_pg_events=2_000,

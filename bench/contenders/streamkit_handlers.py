@@ -114,6 +114,19 @@ def lifecycle_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
     return on_order, {}
 
 
+def relay_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    """Consume -> publish: one output per event (the runtime waits for its ack)."""
+
+    def on_order(event: Order, ctx: Context) -> None:
+        ctx.publish(RELAYED, {"seq": event.seq, "ts": event.ts}, key=event.order_id)
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
+RELAYED = "order.relayed"  # the event type the relay scenario publishes
+
 HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "sync": sync_handler,
     "io": io_handler,
@@ -125,4 +138,5 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "pg_insert": pg_insert_handler,
     "async": async_handler,
     "lifecycle": lifecycle_handler,
+    "relay": relay_handler,
 }

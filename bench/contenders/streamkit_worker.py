@@ -38,7 +38,9 @@ def _profiled(spec: dict[str, Any], rec: Recorder) -> dict[str, Any]:
 
 
 def build_worker(spec: dict[str, Any], rec: Recorder) -> Worker:
-    router = Router(topics=[spec["topic"]], **_codec(spec))
+    router = Router(
+        topics=[spec["topic"]], publish_topics=spec.get("publish_topics", {}), **_codec(spec)
+    )
     holder: dict[str, Worker] = {}
     make = HANDLERS[spec["mode"]]
     fn, options = make(spec, rec, lambda: holder["worker"].stop())

@@ -15,6 +15,7 @@ from bench.scenarios import (
     s5_backlog,
     s6_replay,
     s7_scaleout,
+    s8_relay,
     s9_growth,
     s10_registry,
     s11_idempotency,
@@ -29,10 +30,11 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "5": s5_backlog.run,
     "6": s6_replay.run,
     "7": s7_scaleout.run,
+    "8": s8_relay.run,
     "9": s9_growth.run,
-    "12": s12_tracing.run,
-    "11": s11_idempotency.run,
     "10": s10_registry.run,
+    "11": s11_idempotency.run,
+    "12": s12_tracing.run,
     "profile": profile.run,
 }
 ALL = tuple(SCENARIOS)

@@ -273,7 +273,12 @@ class Dispatcher:
 
     def _start(self, job: Job) -> None:
         """Called by the lanes when ``job`` may run."""
-        if job.state.revoked or (job.lot is not None and self.failures.park(job, begun=True)):
+        state, offset = job.state, job.msg.offset()
+        if state.revoked or offset >= state.cut:  # cut: see quiesce.CommitPoint
+            self._release(job)
+            return
+        state.started = max(state.started, offset)
+        if job.lot is not None and self.failures.park(job, begun=True):
             self._release(job)
             return
         if job.spec.is_async or job.spec.blocking or self._task_scopes:

@@ -162,6 +162,13 @@ class FailurePath:
         self._resend(_Out(msg, state, record, tally), REPUBLISH_BACKOFF[0])
 
     def _resend(self, out: _Out, backoff: float) -> None:
+        if out.state.revoked and out.failing:
+            # Revoked (or rewound by an exactly-once abort) while waiting out a backoff:
+            # the partition's next reader handles the event again, so a send now would
+            # double it (and, exactly-once, land in a later transaction).
+            out.state.ack_ended()
+            self._on_publish(out.key, None)
+            return
         try:
             delivery = self._publisher.send_prepared(out.record)
         except Exception as exc:  # rejected locally: same handling as a failed delivery

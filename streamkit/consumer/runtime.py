@@ -171,6 +171,7 @@ class Worker:
                 on_transaction=self.reports.transaction,
                 group=self.group,
                 failed=lambda: self.producer.failed,
+                refused=lambda: self.producer.refused,
             )
         return KafkaCommits(
             tiers,
@@ -310,7 +311,8 @@ class Worker:
             self.stats.flush()
             self.metrics.child(self.metrics.inflight, self.group).set(dispatcher.running)
             now = time.monotonic()
-            if now >= next_commit:
+            # A doomed transaction (exactly-once, a send failed) is aborted at once.
+            if now >= next_commit or getattr(self.pipeline.commits, "doomed", False):
                 await self._commit_point()
                 next_commit = time.monotonic() + self.settings.commit_interval
             if now >= next_lag:

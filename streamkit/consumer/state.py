@@ -14,6 +14,8 @@ from streamkit.consumer.tracker import OffsetTracker
 from streamkit.record import Record
 from streamkit.retry.topics import Tier
 
+NO_CUT = 1 << 62  # no commit point in progress: every job may start
+
 
 class Load:
     """Worker-wide counts of events in memory and failure records awaiting an ack."""
@@ -38,12 +40,14 @@ class PartitionState:
 
     __slots__ = (
         "acks",
+        "cut",
         "gated",
         "held",
         "load",
         "partition",
         "revoked",
         "running",
+        "started",
         "tasks",
         "tier",
         "topic",
@@ -64,6 +68,10 @@ class PartitionState:
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiter: asyncio.Future[None] | None = None
+        # Exactly-once commit points: the highest offset handed to a handler, and the cut
+        # at and above which a queued job is dropped (read again after the commit).
+        self.started = -1
+        self.cut = NO_CUT
 
     # -- in-flight bookkeeping ---------------------------------------------------------
 
@@ -143,9 +151,11 @@ async def drain(states: list[PartitionState], bound: float) -> list[PartitionSta
     busy = [s for s in states if s.busy]
     waits = [asyncio.ensure_future(s.wait_idle()) for s in busy]
     if waits:
-        _, pending = await asyncio.wait(waits, timeout=bound)
-        for fut in pending:
-            fut.cancel()
+        try:
+            await asyncio.wait(waits, timeout=bound)
+        finally:  # also when this drain is cancelled: no waiter outlives it
+            for fut in waits:
+                fut.cancel()
     abandoned = [s for s in busy if s.busy]
     # Finished tasks may still sit in s.tasks until their done-callback runs.
     leftovers = [task for s in states for task in s.tasks if not task.done()]

@@ -48,12 +48,15 @@ class TransactionalCommits(KafkaCommits):
         on_transaction: Callable[[str, float], None] = lambda outcome, seconds: None,
         group: str = "",
         failed: Callable[[], bool] = lambda: False,
+        refused: Callable[[], int] = lambda: 0,
     ) -> None:
         super().__init__(tiers, load, group=group)
         self._producer = producer  # the confluent-kafka producer with a transactional.id
         self._timeout = timeout
         self._on_transaction = on_transaction
         self._producer_failed = failed  # the producer reported a fatal error (fenced) on its own
+        self._refused = refused  # how many sends the producer refused with _STATE so far
+        self._refused_before = 0  # ... when the open transaction began
         self._started = time.monotonic()
         self.fatal: TransactionFencedError | None = None
         self.rewind_needed = False  # an abort happened: states and positions must reset
@@ -77,12 +80,25 @@ class TransactionalCommits(KafkaCommits):
             )
         return self.fatal
 
+    @property
+    def doomed(self) -> bool:
+        """A send failed in the open transaction: librdkafka will only let it abort.
+
+        A failed delivery makes the transaction abortable and every later send is refused
+        (``_STATE``), so the work still in flight can never finish: the commit point
+        aborts at once instead of waiting for it.
+        """
+        return self._refused() > self._refused_before
+
     def commit_due(self) -> None:
         """Nothing here: commits happen at the worker's quiesced commit points only."""
 
     def commit_sync(self, offsets: list[TopicPartition]) -> bool:
         """Commit the open transaction with ``offsets`` if every event taken is done."""
         if self.fatal is not None:
+            return False
+        if self.doomed:
+            self._abort("a send failed in this transaction; librdkafka refuses the rest")
             return False
         if self._load.buffered or self._load.acks:
             self._abort("events still in flight at the commit point")
@@ -98,15 +114,32 @@ class TransactionalCommits(KafkaCommits):
         self._abort("commit kept failing")
         return False
 
+    def abort(self, why: str) -> None:
+        """Abort the open transaction (poll thread); the caller rewinds the partitions."""
+        if self.fatal is None:
+            self._abort(why)
+
+    def seek_to(self, offsets: list[TopicPartition]) -> None:
+        """Read these partitions again from these offsets (poll thread).
+
+        Each is resumed too, as a new assignment is: a partition paused by a retry gate or
+        backpressure would stay paused for good, its old state (and pause) forgotten.
+        Backpressure pauses it again at the next check if it must.
+        """
+        consumer = self._committer()
+        for tp in offsets:
+            consumer.seek(tp)  # type: ignore[attr-defined]
+        if offsets:
+            consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in offsets])  # type: ignore[attr-defined]
+
     def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
         consumer = self._committer()
         tps = [TopicPartition(t, p) for t, p in partitions]
         if not tps:
             return
-        for tp in consumer.committed(tps, timeout=self._timeout):  # type: ignore[attr-defined]
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))  # type: ignore[attr-defined]
+        committed = consumer.committed(tps, timeout=self._timeout)  # type: ignore[attr-defined]
+        self.seek_to([_from_committed(tp) for tp in committed])
         self.rewind_needed = False
 
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -157,6 +190,12 @@ class TransactionalCommits(KafkaCommits):
     def _begin(self) -> None:
         self._producer.begin_transaction()
         self._started = time.monotonic()
+        self._refused_before = self._refused()
+
+
+def _from_committed(tp: TopicPartition) -> TopicPartition:
+    """Where to read again: the committed offset, or the beginning when none was."""
+    return TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
 
 
 _FENCED = {

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.codecs.base import Codec, event_record
@@ -74,6 +74,9 @@ class Producer:
         self._overflow: deque[Pending] = deque()
         self._overflow_lock = threading.Lock()
         self._fatal_seen = False
+        # Sends refused with _STATE: a transactional producer whose transaction failed
+        # refuses every send until it is aborted (exactly-once mode watches this count).
+        self.refused = 0
         self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
         self._thread.start()
 
@@ -106,8 +109,13 @@ class Producer:
                 except BufferError:
                     return  # still full: next report
                 except KafkaException as exc:
+                    self._refused(exc.args[0])
                     delivery._settle(None, map_error(exc.args[0]))
                 self._overflow.popleft()
+
+    def _refused(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._STATE:
+            self.refused += 1  # an int add: atomic enough for a count read elsewhere
 
     def topic_for(self, event_type: str) -> str:
         """The topic an event type is published to when the caller names none."""
@@ -168,6 +176,7 @@ class Producer:
             except BufferError:
                 pass
             except KafkaException as exc:
+                self._refused(exc.args[0])
                 raise map_error(exc.args[0]) from None
         self._hold(topic, value, kwargs, delivery)
         return delivery
