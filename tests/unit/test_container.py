@@ -173,3 +173,16 @@ def test_compose_prometheus_scrapes_the_service(project: dict[str, Any]) -> None
     port = project["services"]["orders"]["ports"][0]["target"]
     assert f"orders:{port}" in targets
     assert Path(mounts["/etc/prometheus/alerts.yml"]) == ROOT / "deploy/prometheus/alerts.yml"
+
+
+def test_the_dev_compose_file_loads_with_the_registry_the_script_runs(composeconfig: str) -> None:
+    result = _load(composeconfig, ROOT / "docker-compose.kafka.yml")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {"kafka", "schema-registry", "prometheus", "grafana"} <= set(services)
+    script = (ROOT / "scripts" / "schema-registry-local").read_text()
+    found = re.search(r'^APICURIO_VERSION = "([^"]+)"', script, re.M)
+    assert found is not None
+    assert services["schema-registry"]["image"] == f"apicurio/apicurio-registry:{found[1]}"
+    [port] = services["schema-registry"]["ports"]
+    assert (port["published"], port["target"]) == ("8081", 8080)
