@@ -5,10 +5,7 @@ from __future__ import annotations
 import click
 
 from streamkit.cli.common import friendly_errors, kafka_options
-from streamkit.cli.options import connect, json_option
-from streamkit.config import Settings
-from streamkit.errors import ConfigError
-from streamkit.loader import load_router
+from streamkit.cli.options import connect, group_router_sources, json_option
 from streamkit.ops.keda import MAX_REPLICAS_HINT, KedaPlan, scaled_object, to_yaml
 from streamkit.ops.render import print_json
 
@@ -88,14 +85,7 @@ def keda(
     \b
     streamkit deploy keda myservice.handlers --group orders > scaledobject.yaml
     """
-    settings = Settings()
-    group = group or settings.group_id
-    if not group:
-        raise ConfigError("no consumer group: pass --group or set STREAMKIT_GROUP_ID")
-    router = load_router(module)
-    sources = list(source_topics or settings.topics or router.topics)
-    if not sources:
-        raise ConfigError("no source topics: pass --topic or declare Router(topics=...)")
+    group, _, sources = group_router_sources(module, group, source_topics)
     if max_replicas is None:
         cluster = connect(bootstrap_servers, kafka)
         max_replicas = max(len(cluster.partitions(topic)) for topic in sources)

@@ -10,6 +10,9 @@ import click
 
 from streamkit.cli.common import announce_connect, settings_overrides
 from streamkit.config import Settings
+from streamkit.errors import ConfigError
+from streamkit.handlers.registry import Router
+from streamkit.loader import load_router
 from streamkit.ops.cluster import Cluster
 from streamkit.ops.filters import RecordFilter
 from streamkit.ops.records import SchemaView
@@ -103,3 +106,19 @@ def schema_view(url: str | None) -> Iterator[SchemaView | None]:
         yield view
     finally:
         view.close()
+
+
+def group_router_sources(
+    module: str, group: str | None, source_topics: tuple[str, ...]
+) -> tuple[str, Router, list[str]]:
+    """The consumer group, the router of ``module`` and its source topics, for commands
+    that act for a service (flags first, then ``STREAMKIT_*``, then the router)."""
+    settings = Settings()
+    group = group or settings.group_id
+    if not group:
+        raise ConfigError("no consumer group: pass --group or set STREAMKIT_GROUP_ID")
+    router = load_router(module)
+    sources = list(source_topics or settings.topics or router.topics)
+    if not sources:
+        raise ConfigError("no source topics: pass --topic or declare Router(topics=...)")
+    return group, router, sources

@@ -7,10 +7,7 @@ from typing import Any
 import click
 
 from streamkit.cli.common import friendly_errors, kafka_options, parse_pairs
-from streamkit.cli.options import connect, json_option
-from streamkit.config import Settings
-from streamkit.errors import ConfigError
-from streamkit.loader import load_router
+from streamkit.cli.options import connect, group_router_sources, json_option
 from streamkit.ops import topics as ops_topics
 from streamkit.ops.render import console, print_json, table
 from streamkit.preflight import DESCRIBE, Access, check_access
@@ -121,14 +118,7 @@ def ensure(
     Each gets its source topic's partition count; with --partitions, missing source
     topics are created first. Existing topics are left alone.
     """
-    settings = Settings()
-    group = group or settings.group_id
-    if not group:
-        raise ConfigError("no consumer group: pass --group or set STREAMKIT_GROUP_ID")
-    router = load_router(module)
-    sources = list(source_topics or settings.topics or router.topics)
-    if not sources:
-        raise ConfigError("no source topics: pass --topic or declare Router(topics=...)")
+    group, router, sources = group_router_sources(module, group, source_topics)
     cluster = connect(bootstrap_servers, kafka)
     # Sources we may not describe look missing: say which ACL instead.
     conf = cluster.settings.client_settings()
