@@ -41,8 +41,20 @@ def main(argv: list[str]) -> int:
     except Unavailable as exc:
         print(f"unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    result["vmhwm_mb"] = _high_water_mb()
     Path(spec["out"]).write_text(json.dumps(result))
     return 0
+
+
+def _high_water_mb() -> float | None:
+    """This process's peak RSS since exec (VmHWM), in MB; None where /proc has none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 if __name__ == "__main__":

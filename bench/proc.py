@@ -132,6 +132,10 @@ class Child:
             out.ok = True
             result = Path(self.spec["out"])
             out.result = json.loads(result.read_text()) if result.exists() else {}
+            # wait4's ru_maxrss keeps the parent's RSS at fork time across the exec (a bench
+            # parent that produced big payloads made every later child look that big); the
+            # child's own high-water mark is its real peak.
+            out.peak_rss_mb = out.result.get("vmhwm_mb") or out.peak_rss_mb
         return out
 
     def log_tail(self, lines: int) -> str:
