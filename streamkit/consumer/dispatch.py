@@ -77,11 +77,12 @@ class Dispatcher:
         self._threads = threads
         self._loop = asyncio.get_running_loop()
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
-        # Header value -> plain sync handler, for records that need no other routing step:
-        # none when a topic handler or a codec of another family could claim them first.
-        self._plain = router.plain_by_header()
         # A sync handler needs a task only under a scope that has no sync form.
         self._task_scopes = bool(self._chain) and not self._chain.runs_sync
+        # Header value -> plain sync handler, for records that need no other routing step:
+        # none when a topic handler or a codec of another family could claim them first,
+        # or when a scope of the chain needs a task anyway.
+        self._plain = {} if self._task_scopes else router.plain_by_header()
         self.scheduler = Scheduler(
             loop=self._loop,
             max_inflight=max_inflight,
@@ -133,7 +134,7 @@ class Dispatcher:
         if state.tier.n:
             if self.gate is not None and self.gate(msg, headers, state):
                 return False
-        elif not state.running and not self._chain:
+        elif not state.running:
             spec = self._plain.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
             if spec is not None and self._run_fast(msg, state, spec, headers):
                 return True
@@ -156,7 +157,11 @@ class Dispatcher:
             payload, event_id = spec.decode(value, NOT_PARSED)
         except Exception:
             return False
-        self._run_plain(msg, state, spec, payload, (event_id, spec.event_type, 1, headers))
+        meta = (event_id, spec.event_type, 1, headers)
+        if self._chain:  # sync scopes only (see _task_scopes): the handler runs inside them
+            self._run_scoped(msg, state, spec, payload, meta)
+        else:
+            self._run_plain(msg, state, spec, payload, meta)
         return True
 
     def handle(self, msg: Record, state: PartitionState, headers: Headers | None) -> None:
@@ -211,6 +216,61 @@ class Dispatcher:
         self.stats.duration(label, time.perf_counter() - started)
         self.stats.count(state.topic, label, "ok")
         state.done_now(msg)
+
+    def _run_scoped(
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        payload: object,
+        meta: tuple[str | None, str, int, Headers | None],
+    ) -> None:
+        """:meth:`_run_plain` inside the middleware's sync scopes: what :meth:`_run_inline`
+        does for such a handler, without a Job unless the outcome needs one."""
+        ctx = self._plain_context(msg, state, payload, meta)
+        call = partial(spec.fn, payload)
+        error = contextvars.copy_context().run(self._timed_scoped, spec.event_type, ctx, call)
+        if error is None and not ctx.pending_deliveries():
+            self.stats.count(state.topic, spec.event_type, "ok")
+            state.done_now(msg)
+            return
+        job = Job(msg, state, spec, payload, meta[0], meta[1], meta[2], meta[3])
+        state.begin(msg)
+        self._settle(job, ctx, error)
+
+    def _timed_scoped(
+        self, label: str, ctx: Context, call: Callable[[], None]
+    ) -> BaseException | None:
+        started = time.perf_counter()
+        try:
+            self._chain.run_sync(ctx, call)
+        except BaseException as exc:  # the handler's failure (see _timed_sync)
+            self.stats.duration(label, time.perf_counter() - started)
+            return exc
+        self.stats.duration(label, time.perf_counter() - started)
+        return None
+
+    def _plain_context(
+        self,
+        msg: Record,
+        state: PartitionState,
+        payload: object,
+        meta: tuple[str | None, str, int, Headers | None],
+    ) -> Context:
+        return Context(
+            topic=state.topic,
+            partition=state.partition,
+            offset=msg.offset(),
+            key=msg.key(),
+            headers=meta[3],
+            event_type=meta[1],
+            event_id=meta[0],
+            attempt=meta[2],
+            timestamp=msg.timestamp()[1],
+            group=self.group,
+            publisher=self.publisher,
+            payload=payload,
+        )
 
     def _run_inline(self, job: Job) -> None:
         """A sync handler with nothing of its partition in flight: call it right here."""

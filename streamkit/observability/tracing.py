@@ -126,16 +126,24 @@ def _key_text(key: bytes | None) -> str | None:
         return None
 
 
-def _process_attributes(ctx: Context) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
+def _sampling_attributes(ctx: Context) -> dict[str, Any]:
+    """What a sampler may look at: the attributes the conventions want at span creation."""
+    return {
         "messaging.system": "kafka",
-        "messaging.operation.name": "process",
         "messaging.operation.type": "process",
         "messaging.destination.name": ctx.topic,
-        "messaging.destination.partition.id": str(ctx.partition),
         "messaging.consumer.group.name": ctx.group,
-        "messaging.kafka.offset": ctx.offset,
         "streamkit.event_type": ctx.event_type,
+    }
+
+
+def _recorded_attributes(ctx: Context) -> dict[str, Any]:
+    """The rest, set only on a span that records: most spans of a sampled service do not,
+    and building and validating these costs more than the unsampled span itself."""
+    attrs: dict[str, Any] = {
+        "messaging.operation.name": "process",
+        "messaging.destination.partition.id": str(ctx.partition),
+        "messaging.kafka.offset": ctx.offset,
         "streamkit.attempt": ctx.attempt,
     }
     key = _key_text(ctx.key)
@@ -232,7 +240,13 @@ class Tracing(Middleware):
         self.link_mode = link_mode
         self._propagator = propagator or _W3C
         self._fields = frozenset(self._propagator.fields)
+        self._traced = self._fields | {H_FAILED_TRACEPARENT}  # a header worth a closer look
         self._tracer: Tracer = trace.get_tracer("streamkit", tracer_provider=tracer_provider)
+        self._names: dict[str, str] = {}  # topic -> span name, built once per topic
+
+    def _name(self, topic: str) -> str:
+        name = self._names[topic] = f"process {topic}"
+        return name
 
     async def handle(self, ctx: Context, call_next: CallNext) -> None:
         """A CONSUMER ``process`` span around the handler, current while it runs."""
@@ -256,17 +270,24 @@ class Tracing(Middleware):
 
     def _enter(self, ctx: Context) -> tuple[Span, Token[otel_context.Context]]:
         """Start the ``process`` span and make it current; (span, token to detach)."""
-        extracted = self._extract(ctx.headers)
-        failed = _failed_span_context(ctx.headers) if ctx.headers else None
+        extracted, failed = _EMPTY, None
+        traced = self._traced
+        for name, _ in ctx.headers:  # most records of a busy topic carry no trace context
+            if name in traced:
+                extracted = self._extract(ctx.headers)
+                failed = _failed_span_context(ctx.headers)
+                break
         # A retry or a replay is the same piece of work: it always continues its trace.
         parent = extracted if failed is not None or self.link_mode == "parent" else None
         span = self._tracer.start_span(
-            f"process {ctx.topic}",
+            self._names.get(ctx.topic) or self._name(ctx.topic),
             context=parent if parent is not None else _EMPTY,
             kind=SpanKind.CONSUMER,
-            attributes=_process_attributes(ctx),
+            attributes=_sampling_attributes(ctx),
             links=self._links(extracted, parent, failed),
         )
+        if span.is_recording():
+            span.set_attributes(_recorded_attributes(ctx))
         current = trace.set_span_in_context(span, extracted)  # keeps the baggage
         _exemplar(span)
         ctx.state[_STATE_CONTEXT] = current
@@ -277,9 +298,11 @@ class Tracing(Middleware):
         extracted: otel_context.Context,
         parent: otel_context.Context | None,
         failed: trace.SpanContext | None,
-    ) -> list[Link]:
+    ) -> list[Link] | None:
         # The producer's span is the parent or a link, not both: a link to one's own parent
         # says nothing more, and Jaeger then shows the parent edge as a mere FOLLOWS_FROM.
+        if failed is None and (parent is not None or extracted is _EMPTY):
+            return None  # the common case: no link to build
         links: list[Link] = []
         if parent is None and extracted is not _EMPTY:
             producer = trace.get_current_span(extracted).get_span_context()
@@ -290,11 +313,12 @@ class Tracing(Middleware):
         return links
 
     def _extract(self, headers: Headers) -> otel_context.Context:
-        """The producer's context from ``headers``; most records of a busy topic may have
-        none, so look before paying for the propagator."""
+        """The producer's context from ``headers``: the propagator runs only if one of its
+        fields is there."""
         fields = self._fields
-        if any(name in fields for name, _ in headers):
-            return self._propagator.extract(headers, getter=_GET)
+        for name, _ in headers:
+            if name in fields:
+                return self._propagator.extract(headers, getter=_GET)
         return _EMPTY
 
     def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
