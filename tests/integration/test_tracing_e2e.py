@@ -269,6 +269,8 @@ def test_prometheus_stores_trace_id_exemplars_that_jaeger_knows(
             "OTEL_SERVICE_NAME": f"invoices-{unique}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # These events carry no trace context: trace each (the default samples 1 %).
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
         },
     )
     service.wait_ready()

@@ -22,9 +22,11 @@ from streamkit import Context, FixedBackoff, RetryPolicy, Router
 from streamkit import envelope as env
 from streamkit.errors import ConfigError
 from streamkit.observability.tracing import (
+    DEFAULT_ROOT_RATIO,
     H_FAILED_TRACEPARENT,
     Tracing,
     add_trace_ids,
+    default_sampler,
     middleware_from_env,
     traced_headers,
 )
@@ -304,6 +306,37 @@ async def test_bad_input_dead_letter_stays_in_the_producers_trace(
     ]
     assert dlq_send.context.trace_id == http.get_span_context().trace_id  # type: ignore[union-attr]
     assert dead.header(H_FAILED_TRACEPARENT) is None
+
+
+@_sync
+async def test_the_default_sampler_follows_a_sampled_producer_and_samples_few_new_traces() -> None:
+    sampler = default_sampler({})
+    assert sampler is not None and DEFAULT_ROOT_RATIO == 0.01
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    http = TracerProvider()  # the web service upstream samples everything it traces
+    tracing = Tracing(provider)
+    router = _router(provider)
+
+    @router.handler("order.created")
+    def on_order(data: dict[str, Any]) -> None:
+        pass
+
+    async with TestBroker(router) as broker:
+        traced = await _send_traced(broker, http, tracing)  # the producer's trace: followed
+        for n in range(400):  # no trace context: 1 % start a trace
+            value = env.encode_envelope("order.created", {"order_id": f"o{n}"})
+            broker.append(SOURCE, value, key=f"o{n}")
+        await broker.run()
+    processed = _named(exporter, f"process {SOURCE}")
+    assert [s for s in processed if s.context and s.context.trace_id == traced]
+    assert len(processed) < 1 + 40  # 4 expected of 400; always-on would record 401
+    provider.shutdown()
+
+
+def test_otel_traces_sampler_overrides_the_default_sampler() -> None:
+    assert default_sampler({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}) is None
 
 
 def test_from_env_is_off_by_default_and_rejects_unknown_values() -> None:
