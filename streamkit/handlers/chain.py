@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -35,19 +36,21 @@ class MiddlewareChain:
     def __bool__(self) -> bool:
         return bool(self._scopes)
 
-    async def run(self, ctx: Context, call: CallNext) -> None:
-        """Run ``call`` (the handler) inside every middleware's scope."""
-        call_next = call
-        for mw in reversed(self._scopes):
-            call_next = _guarded(mw, ctx, call_next)
-        await call_next()
+    def run(self, ctx: Context, call: CallNext) -> Awaitable[None]:
+        """Run ``call`` (the handler) inside every middleware's scope: await the result."""
+        scopes = self._scopes
+        inner = call
+        for mw in reversed(scopes[1:]):
+            inner = partial(_run_guarded, mw, ctx, inner)
+        return _run_guarded(scopes[0], ctx, inner)
 
     def run_sync(self, ctx: Context, call: CallNextSync) -> None:
         """Run the sync ``call`` inside every scope's ``handle_sync`` (needs ``runs_sync``)."""
-        call_next = call
-        for mw in reversed(self._scopes):
-            call_next = _guarded_sync(mw, ctx, call_next)
-        call_next()
+        scopes = self._scopes
+        inner = call
+        for mw in reversed(scopes[1:]):
+            inner = partial(_run_guarded_sync, mw, ctx, inner)
+        _run_guarded_sync(scopes[0], ctx, inner)
 
     def before_publish(self, record: OutgoingRecord, ctx: Context | None) -> None:
         """Let each publish hook see (and add headers to) ``record``."""
@@ -67,39 +70,48 @@ async def close_all(middleware: Sequence[Middleware]) -> None:
             log.exception("middleware close failed", middleware=type(mw).__name__)
 
 
-def _guarded(mw: Middleware, ctx: Context, inner: CallNext) -> CallNext:
+class _Next:
+    """The ``call_next`` a scope gets: runs what is inside it, and remembers whether it was
+    called and what the inside raised (one object instead of closures and cells: this runs
+    for every event)."""
+
+    __slots__ = ("called", "error", "inner")
+
+    def __init__(self, inner: CallNext) -> None:
+        self.inner = inner
+        self.called = False
+        self.error: BaseException | None = None
+
+    def __call__(self) -> Awaitable[None]:
+        self.called = True
+        return self._run()
+
+    async def _run(self) -> None:
+        try:
+            await self.inner()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+async def _run_guarded(mw: Middleware, ctx: Context, inner: CallNext) -> None:
     """``mw``'s scope around ``inner``, such that a failing middleware never loses the event.
 
     The handler's own exception passes through as it is (even if the middleware wrapped
     it); an exception of the middleware's is logged, and the handler runs anyway if the
     middleware failed before calling it.
     """
-
-    async def scoped() -> None:
-        called = False
-        handler_error: BaseException | None = None
-
-        async def call_next() -> None:
-            nonlocal called, handler_error
-            called = True
-            try:
-                await inner()
-            except BaseException as exc:
-                handler_error = exc
-                raise
-
-        try:
-            await mw.handle(ctx, call_next)
-        except BaseException as exc:
-            passing = _passing(mw, exc, handler_error, called)
-            if passing is exc:
-                raise
-            if passing is not None:
-                raise passing from None
-            if not called:
-                await inner()
-
-    return scoped
+    call_next = _Next(inner)
+    try:
+        await mw.handle(ctx, call_next)
+    except BaseException as exc:
+        passing = _passing(mw, exc, call_next.error, call_next.called)
+        if passing is exc:
+            raise
+        if passing is not None:
+            raise passing from None
+        if not call_next.called:
+            await inner()
 
 
 def _has_sync_scope(mw: Middleware) -> bool:
@@ -111,34 +123,38 @@ def _has_sync_scope(mw: Middleware) -> bool:
     return cls.handle_sync is not Middleware.handle_sync and bool(mw.sync_scope)
 
 
-def _guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> CallNextSync:
-    """:func:`_guarded` for ``handle_sync``: the same rules, without a coroutine."""
+class _NextSync:
+    """:class:`_Next` for ``handle_sync``."""
 
-    def scoped() -> None:
-        called = False
-        handler_error: BaseException | None = None
+    __slots__ = ("called", "error", "inner")
 
-        def call_next() -> None:
-            nonlocal called, handler_error
-            called = True
-            try:
-                inner()
-            except BaseException as exc:
-                handler_error = exc
-                raise
+    def __init__(self, inner: CallNextSync) -> None:
+        self.inner = inner
+        self.called = False
+        self.error: BaseException | None = None
 
+    def __call__(self) -> None:
+        self.called = True
         try:
-            mw.handle_sync(ctx, call_next)
+            self.inner()
         except BaseException as exc:
-            passing = _passing(mw, exc, handler_error, called)
-            if passing is exc:
-                raise
-            if passing is not None:
-                raise passing from None
-            if not called:
-                inner()
+            self.error = exc
+            raise
 
-    return scoped
+
+def _run_guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> None:
+    """:func:`_run_guarded` for ``handle_sync``: the same rules, without a coroutine."""
+    call_next = _NextSync(inner)
+    try:
+        mw.handle_sync(ctx, call_next)
+    except BaseException as exc:
+        passing = _passing(mw, exc, call_next.error, call_next.called)
+        if passing is exc:
+            raise
+        if passing is not None:
+            raise passing from None
+        if not call_next.called:
+            inner()
 
 
 def _passing(
