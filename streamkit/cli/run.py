@@ -29,7 +29,15 @@ from streamkit.reachability import broker_wait
 log = structlog.get_logger("streamkit.cli")
 
 
-@click.command()
+_EPILOG = """\b
+Tracing (environment only, needs the streamkit[otel] extra):
+  STREAMKIT_TRACING=otlp          spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT
+  OTEL_TRACES_SAMPLER(_ARG)       default: parent-based, 1 % of new traces
+  STREAMKIT_TRACING_LINK_MODE     parent (default) or link
+"""
+
+
+@click.command(epilog=_EPILOG)
 @click.argument("module")
 @click.option(
     "--topic",
