@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamkit import Producer, Router, Settings, Worker
 from streamkit import envelope as env
 from streamkit.testing import TestBroker
+from tests.integration.helpers import NOT_READY
 
 SETTLE_TIMEOUT = 60.0  # seconds: a hang fails the test instead of the suite
 
@@ -108,6 +109,12 @@ class KafkaBackend:
             tps = [TopicPartition(t, 0) for t in topics]
             done = {tp.topic: tp.offset for tp in consumer.committed(tps, 10)}
             ends = {t: consumer.get_watermark_offsets(TopicPartition(t, 0), 10)[1] for t in topics}
+        except KafkaException as exc:
+            # A retry tier created moments ago may not have its leader in every broker's
+            # metadata yet (CI saw NOT_LEADER_FOR_PARTITION): not settled, ask again.
+            if exc.args[0].code() in NOT_READY:
+                return False
+            raise
         finally:
             consumer.close()
         return done[self.source] >= self._sent and all(max(done[t], 0) >= ends[t] for t in topics)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamkit import Producer, Router
 from streamkit.admin import connect, ensure_topics
@@ -108,7 +108,26 @@ def committed(bootstrap: Bootstrap, group: str, topic: str, partitions: int) -> 
 
 
 def end_offsets(bootstrap: Bootstrap, topic: str, partitions: int) -> dict[int, int]:
-    """The high watermark per partition."""
+    """The high watermark per partition (asked again, for up to 15 s, while a topic created
+    moments ago has no leader known yet)."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return _end_offsets(bootstrap, topic, partitions)
+        except KafkaException as exc:
+            if exc.args[0].code() not in NOT_READY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+NOT_READY = {  # a new topic's leader not in the metadata yet: ask again
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _end_offsets(bootstrap: Bootstrap, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({**client(bootstrap), "group.id": "watermarks"})
     try:
         return {
