@@ -21,6 +21,7 @@ MAIN_VENV_CONTENDERS = {
     "raw_serial_async",
     "streamkit_worker",
     "asyncio_ceiling",
+    "asyncio_workers",
     "raw_pg_inbox",
 }
 
