@@ -19,7 +19,7 @@ from bench.context import Bench
 from bench.environment import Peers
 from bench.kafka import Admin
 from bench.model import ScenarioResult
-from bench.scenarios import ALL, SCENARIOS
+from bench.scenarios import ALL, SCENARIOS, SMOKE_DEFAULT, SMOKE_SKIPS
 from bench.sizes import DEFAULT, SMOKE, with_overrides
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,7 +32,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--scenarios",
         nargs="+",
         default=None,
-        help=f"which to run, e.g. 1 2 7 or 1,4 (default: all of {','.join(ALL)})",
+        help=f"which to run, e.g. 1 2 7 or 1,4 (default: all of {','.join(ALL)}; "
+        f"--smoke: all but {','.join(SMOKE_SKIPS)})",
     )
     ap.add_argument("--repeat", type=int, default=None, help="runs per contender (median)")
     ap.add_argument(
@@ -50,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def selected(args: argparse.Namespace) -> list[str]:
     if not args.scenarios:
-        return list(ALL)
+        return list(SMOKE_DEFAULT if args.smoke else ALL)
     names = [n.strip() for part in args.scenarios for n in part.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -153,7 +154,9 @@ def _smoke_note(smoke: bool) -> list[str]:
         return []
     return [
         "Smoke mode: sizes far too small for the figures to mean anything (start-up and "
-        "cache effects dominate); it checks that every scenario still runs."
+        "cache effects dominate); it checks that the scenarios still run. Scenarios "
+        f"{', '.join(SMOKE_SKIPS)} (a group of processes, a schema registry, PostgreSQL) "
+        "run only when named: `--smoke --scenarios 7 10 11`."
     ]
 
 

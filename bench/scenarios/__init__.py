@@ -38,3 +38,8 @@ SCENARIOS: dict[str, Callable[[Bench], ScenarioResult]] = {
     "profile": profile.run,
 }
 ALL = tuple(SCENARIOS)
+# --smoke without --scenarios: those that need no other server and no group of processes
+# (7: members joining and leaving; 10: a schema registry; 11: PostgreSQL), so that the
+# harness check stays under a minute; name them to smoke-test them too.
+SMOKE_SKIPS = ("7", "10", "11")
+SMOKE_DEFAULT = tuple(n for n in ALL if n not in SMOKE_SKIPS)

@@ -54,10 +54,13 @@ def run(b: Bench) -> ScenarioResult:
         ("s1", "sync", s.s1_events, {}),
         ("s2", "io", s.s2_events, {"sleep_s": s.s2_sleep}),
     ]
+    variants = _variants(otlp)
+    if b.smoke:  # each kind of run once, on one shape: the harness works, no figures
+        shapes, variants = shapes[:1], [v for v in variants if v[0] in (OFF, DROPPED, ON)]
     rows = []
     for shape, mode, events, extra in shapes:
         topic = b.data_topic(shape, s.partitions, events, s.keys)
-        outcomes = _runs(b, topic, mode, events, extra, _variants(otlp))
+        outcomes = _runs(b, topic, mode, events, extra, variants)
         shape_rows = [row(f"{shape}: {label}", runs) for label, runs in outcomes.items()]
         base = find(shape_rows, f"{shape}: {OFF}")
         if base is not None:
