@@ -1,9 +1,12 @@
+import os
+import uuid
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 from pydantic import BaseModel
 
+from streamkit import envelope as env
 from streamkit.envelope import encode_envelope, header_int, header_str, header_value, loads
 from streamkit.errors import DecodeError
 
@@ -47,3 +50,20 @@ def test_headers_last_wins_and_typed_reads() -> None:
     assert header_str(headers, "bin") is None
     assert header_int(headers, "n") is None
     assert header_value(None, "a") is None
+
+
+def test_event_ids_are_version_4_uuids_unique_also_across_a_fork() -> None:
+    ids = [env.new_event_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert {uuid.UUID(i).version for i in ids[:100]} == {4}
+    assert all(str(uuid.UUID(i)) == i for i in ids[:100])  # the usual text form
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it makes next must differ from what the parent makes
+        os.write(write, env.new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child and child != env.new_event_id()
