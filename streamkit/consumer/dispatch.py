@@ -26,6 +26,7 @@ import structlog
 
 from streamkit import envelope as env
 from streamkit.codecs.base import NOT_PARSED
+from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.hold import Hold
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.outcomes import FailurePath
@@ -58,6 +59,7 @@ class Dispatcher:
         router: Router,
         publisher: EventPublisher,
         failures: FailurePath,
+        handoff: Handoff,
         lot: ParkingLot,
         stats: EventStats,
         threads: Executor,
@@ -68,6 +70,7 @@ class Dispatcher:
         self.router = router
         self.publisher = publisher
         self.failures = failures
+        self._handoff = handoff  # delivery reports reach the loop through it
         self.lot = lot
         self.stats = stats
         self.group = group
@@ -361,9 +364,8 @@ class Dispatcher:
                 await self._chain.run(ctx, partial(self._invoke, job, ctx))
             else:
                 await self._invoke(job, ctx)
-            if ctx is not None:
-                for delivery in ctx.pending_deliveries():
-                    await delivery
+            if ctx is not None and ctx.pending_deliveries():
+                await self._handoff.acked(ctx.pending_deliveries())
         except asyncio.CancelledError:
             # Revoked or shut down past the bound: not done, so not committed; the next
             # owner of the partition handles the event again.
@@ -440,8 +442,7 @@ class Dispatcher:
     async def _await_outputs(self, job: Job, ctx: Context) -> None:
         error: BaseException | None = None
         try:
-            for delivery in ctx.pending_deliveries():
-                await delivery
+            await self._handoff.acked(ctx.pending_deliveries())
         except asyncio.CancelledError:
             self._release(job)  # revoked or lost: not done, but the lane must move on
             raise

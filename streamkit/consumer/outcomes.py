@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from streamkit import envelope as env
+from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.parking import ParkingLot, parked_headers, record_id
 from streamkit.consumer.state import PartitionState
@@ -46,6 +47,7 @@ class FailurePath:
         stats: EventStats,
         lot: ParkingLot,
         loop: asyncio.AbstractEventLoop,
+        handoff: Handoff,
         on_publish: Callable[[tuple[str, int, int], str | None], None] = lambda key, why: None,
     ) -> None:
         self._router = router
@@ -55,6 +57,7 @@ class FailurePath:
         self._stats = stats
         self._lot = lot
         self._loop = loop
+        self._handoff = handoff
 
     def fail(
         self,
@@ -175,8 +178,8 @@ class FailurePath:
             self._settled(out, backoff, exc)
             return
 
-        def acked(d: Delivery) -> None:
-            self._loop.call_soon_threadsafe(self._settled, out, backoff, d.exception())
+        def acked(d: Delivery) -> None:  # the producer's thread
+            self._handoff.call(self._settled, out, backoff, d.exception())
 
         delivery.add_done_callback(acked)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from streamkit.consumer.commits import CommitOwner, KafkaCommits
 from streamkit.consumer.dispatch import Dispatcher
+from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.job import EventStats
 from streamkit.consumer.outcomes import FailurePath
 from streamkit.consumer.parking import ParkingLot
@@ -71,6 +72,7 @@ def build_pipeline(
     chain = MiddlewareChain([*router.middleware, *extra_middleware])
     events = EventPublisher(publisher, router.codec, chain)
     lot = ParkingLot()
+    handoff = Handoff(loop)
     failures = FailurePath(
         router=router,
         planner=FailurePlanner(group, router.topic_names, router.retry_tiers, full_errors),
@@ -78,12 +80,14 @@ def build_pipeline(
         stats=stats,
         lot=lot,
         loop=loop,
+        handoff=handoff,
         **({"on_publish": on_publish} if on_publish is not None else {}),
     )
     dispatcher = Dispatcher(
         router=router,
         publisher=events,
         failures=failures,
+        handoff=handoff,
         lot=lot,
         stats=stats,
         threads=threads,

@@ -1,0 +1,94 @@
+"""consumer/handoff: calls from other threads run on the loop, in order, one wake-up a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from streamkit.consumer.handoff import Handoff
+from streamkit.delivery import Delivery, DeliveryResult
+from streamkit.errors import DeliveryFailedError
+
+OK = DeliveryResult("t", 0, 1, 0.0)
+
+
+def test_a_burst_from_another_thread_runs_in_order_on_the_loop_with_few_wake_ups() -> None:
+    async def main() -> tuple[list[int], set[int], int]:
+        loop = asyncio.get_running_loop()
+        drains = 0
+        wake = loop.call_soon_threadsafe
+
+        def counted(*args: Any) -> Any:  # each call writes to the loop's self-pipe
+            nonlocal drains
+            drains += 1
+            return wake(*args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        handoff = Handoff(loop)
+        seen: list[int] = []
+        threads: set[int] = set()
+        done = asyncio.Event()
+
+        def record(n: int) -> None:
+            seen.append(n)
+            threads.add(threading.get_ident())
+            if n == 999:
+                done.set()
+
+        def burst() -> None:
+            for n in range(1000):
+                handoff.call(record, n)
+
+        thread = threading.Thread(target=burst)
+        thread.start()
+        await asyncio.wait_for(done.wait(), 5)
+        thread.join(5)
+        return seen, threads, drains
+
+    seen, threads, drains = asyncio.run(main())
+    assert seen == list(range(1000))
+    assert threads == {threading.main_thread().ident}  # the loop's thread, not the caller's
+    assert drains < 1000  # one per burst: the loop was not woken per call
+
+
+def test_a_failing_callback_is_reported_and_the_rest_still_run() -> None:
+    async def main() -> tuple[list[str], list[str]]:
+        loop = asyncio.get_running_loop()
+        reported: list[str] = []
+        loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+        handoff = Handoff(loop)
+        seen: list[str] = []
+
+        def boom() -> None:
+            raise RuntimeError("bug")
+
+        handoff.call(boom)
+        handoff.call(seen.append, "after")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return seen, reported
+
+    seen, reported = asyncio.run(main())
+    assert seen == ["after"]
+    assert reported == ["handoff callback"]
+
+
+def test_acked_waits_for_each_delivery_and_raises_the_first_error() -> None:
+    async def main() -> None:
+        handoff = Handoff(asyncio.get_running_loop())
+        first, second = Delivery(), Delivery()
+        waiting = asyncio.ensure_future(handoff.acked([first, second]))
+        await asyncio.sleep(0)
+        threading.Thread(target=first._settle, args=(OK, None)).start()
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the second is still in flight
+        failed = DeliveryFailedError("nope")
+        threading.Thread(target=second._settle, args=(None, failed)).start()
+        with pytest.raises(DeliveryFailedError):
+            await asyncio.wait_for(waiting, 5)
+        await handoff.acked([Delivery.completed(OK)])  # settled already: no wait
+
+    asyncio.run(main())
