@@ -47,6 +47,8 @@ from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
 from streamkit.record import Headers, Record
 
 log = structlog.get_logger("streamkit.consumer")
+# What the hot paths carry instead of a Job: (event id, event type, attempt, headers).
+Meta = tuple[str | None, str, int, Headers | None]
 _referents = gc.get_referents
 
 
@@ -160,7 +162,7 @@ class Dispatcher:
             payload, event_id = spec.decode(value, NOT_PARSED)
         except Exception:
             return False
-        meta = (event_id, spec.event_type, 1, headers)
+        meta: Meta = (event_id, spec.event_type, 1, headers)
         if self._chain:  # sync scopes only (see _task_scopes): the handler runs inside them
             self._run_scoped(msg, state, spec, payload, meta)
         else:
@@ -200,12 +202,9 @@ class Dispatcher:
         state: PartitionState,
         spec: HandlerSpec,
         payload: object,
-        meta: tuple[str | None, str, int, Headers | None],
+        meta: Meta,
     ) -> None:
-        """A plain sync handler, nothing of its partition in flight.
-
-        ``meta`` is (event id, event type, attempt, headers).
-        """
+        """A plain sync handler, nothing of its partition in flight."""
         label = spec.event_type  # metric label: bounded (a catch-all counts as "*")
         started = time.perf_counter()
         try:
@@ -226,7 +225,7 @@ class Dispatcher:
         state: PartitionState,
         spec: HandlerSpec,
         payload: object,
-        meta: tuple[str | None, str, int, Headers | None],
+        meta: Meta,
     ) -> None:
         """:meth:`_run_plain` inside the middleware's sync scopes: what :meth:`_run_inline`
         does for such a handler, without a Job unless the outcome needs one."""
@@ -258,7 +257,7 @@ class Dispatcher:
         msg: Record,
         state: PartitionState,
         payload: object,
-        meta: tuple[str | None, str, int, Headers | None],
+        meta: Meta,
     ) -> Context:
         return Context(
             topic=state.topic,

@@ -105,11 +105,7 @@ async def _run_guarded(mw: Middleware, ctx: Context, inner: CallNext) -> None:
     try:
         await mw.handle(ctx, call_next)
     except BaseException as exc:
-        passing = _passing(mw, exc, call_next.error, call_next.called)
-        if passing is exc:
-            raise
-        if passing is not None:
-            raise passing from None
+        _pass_on(mw, exc, call_next)
         if not call_next.called:
             await inner()
 
@@ -148,13 +144,19 @@ def _run_guarded_sync(mw: Middleware, ctx: Context, inner: CallNextSync) -> None
     try:
         mw.handle_sync(ctx, call_next)
     except BaseException as exc:
-        passing = _passing(mw, exc, call_next.error, call_next.called)
-        if passing is exc:
-            raise
-        if passing is not None:
-            raise passing from None
+        _pass_on(mw, exc, call_next)
         if not call_next.called:
             inner()
+
+
+def _pass_on(mw: Middleware, exc: BaseException, call_next: _Next | _NextSync) -> None:
+    """Raise what a scope that raised ``exc`` passes on; return if it was the
+    middleware's own error (logged: the caller then runs the handler if it has not run)."""
+    passing = _passing(mw, exc, call_next.error, call_next.called)
+    if passing is exc:
+        raise exc
+    if passing is not None:
+        raise passing from None
 
 
 def _passing(
