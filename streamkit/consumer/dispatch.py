@@ -4,7 +4,8 @@ Runs on the event-loop thread only. Routing and decoding belong to the router
 (:meth:`Router.resolve`), scheduling to :mod:`.scheduler`, failures to :mod:`.outcomes`,
 in-flight counts to :mod:`.state`; this module decides which path an event takes:
 
-- plain sync handler, nothing of its partition in flight: called right here (hot path);
+- plain sync handler, nothing of its partition in flight: called right here (hot path;
+  under middleware whose scopes all have a sync form, inside them);
 - sync handler wanting a context or under middleware with sync scopes
   (``Middleware.handle_sync``): called here too, inside the event's own contextvars;
 - async, ``blocking=True``, behind busy lanes, or under a scope with no sync form: a job,
