@@ -232,7 +232,7 @@ class Dispatcher:
         does for such a handler, without a Job unless the outcome needs one."""
         ctx = self._plain_context(msg, state, payload, meta)
         call = partial(spec.fn, payload)
-        error = contextvars.copy_context().run(self._timed_scoped, spec.event_type, ctx, call)
+        error = contextvars.copy_context().run(self._timed_sync, spec.event_type, ctx, call)
         if error is None and not ctx.pending_deliveries():
             self.stats.count(state.topic, spec.event_type, "ok")
             state.done_now(msg)
@@ -241,18 +241,6 @@ class Dispatcher:
         state.begin(msg)
         self._settle(job, ctx, error)
 
-    def _timed_scoped(
-        self, label: str, ctx: Context, call: Callable[[], None]
-    ) -> BaseException | None:
-        started = time.perf_counter()
-        try:
-            self._chain.run_sync(ctx, call)
-        except BaseException as exc:  # the handler's failure (see _timed_sync)
-            self.stats.duration(label, time.perf_counter() - started)
-            return exc
-        self.stats.duration(label, time.perf_counter() - started)
-        return None
-
     def _plain_context(
         self,
         msg: Record,
@@ -260,6 +248,7 @@ class Dispatcher:
         payload: object,
         meta: Meta,
     ) -> Context:
+        """The handler's Context; topic and partition from the partition's state."""
         return Context(
             topic=state.topic,
             partition=state.partition,
@@ -293,44 +282,34 @@ class Dispatcher:
 
     def _call_sync(self, job: Job, ctx: Context | None) -> BaseException | None:
         """Call a sync handler; its duration goes to the stats, its error is returned."""
+        call = partial(_call_fn, job, ctx)
         if ctx is not None and self._chain:
             # The event's own contextvars, as a task would have: what a scope sets (the
             # current span, an exemplar's trace id) ends with the event, not with the loop.
-            return contextvars.copy_context().run(self._timed_sync, job, ctx, True)
-        return self._timed_sync(job, ctx, False)
+            return contextvars.copy_context().run(self._timed_sync, job.spec.event_type, ctx, call)
+        return self._timed_sync(job.spec.event_type, None, call)
 
-    def _timed_sync(self, job: Job, ctx: Context | None, scoped: bool) -> BaseException | None:
+    def _timed_sync(
+        self, label: str, scoped: Context | None, call: Callable[[], None]
+    ) -> BaseException | None:
+        """Run ``call`` (inside the chain's sync scopes when given the event's context)."""
         error: BaseException | None = None
         started = time.perf_counter()
         try:
-            if scoped:
-                assert ctx is not None
-                self._chain.run_sync(ctx, partial(_call_fn, job, ctx))
+            if scoped is not None:
+                self._chain.run_sync(scoped, call)
             else:
-                _call_fn(job, ctx)
+                call()
         except BaseException as exc:  # a handler failure is data, not a crash: even a
             # KeyboardInterrupt/SystemExit subclass raised by handler code (signals reach
             # the worker through the loop's handlers, never as exceptions in handlers)
             error = exc
-        self.stats.duration(job.spec.event_type, time.perf_counter() - started)
+        self.stats.duration(label, time.perf_counter() - started)
         return error
 
     def _context(self, job: Job) -> Context:
-        msg = job.msg
-        return Context(
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            key=msg.key(),
-            headers=job.headers,
-            event_type=job.event_type,
-            event_id=job.event_id,
-            attempt=job.attempt,
-            timestamp=msg.timestamp()[1],
-            group=self.group,
-            publisher=self.publisher,
-            payload=job.payload,
-        )
+        meta = (job.event_id, job.event_type, job.attempt, job.headers)
+        return self._plain_context(job.msg, job.state, job.payload, meta)
 
     # -- running through the scheduler -------------------------------------------------
 
