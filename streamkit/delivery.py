@@ -42,15 +42,33 @@ class Delivery:
     blocks on it): one is made per record, so it is on the producer's hot path.
     """
 
-    __slots__ = ("_callbacks", "_error", "_event", "_notify", "_result", "_started", "_state")
+    __slots__ = (
+        "_callbacks",
+        "_error",
+        "_event",
+        "_notify",
+        "_result",
+        "_sink",
+        "_started",
+        "_state",
+        "waiter",
+    )
 
-    def __init__(self, notify: Callable[[str, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        notify: Callable[[str, float], None] | None = None,
+        sink: Callable[[Delivery], None] | None = None,
+    ) -> None:
         self._state = _PENDING
         self._result: DeliveryResult | None = None
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[Delivery], None]] | None = None
         self._event: threading.Event | None = None
         self._notify = notify
+        # Told of this delivery once it is settled, in the settling thread (the runtime's
+        # hand-off to its event loop). ``waiter`` is the loop's: see :meth:`watch`.
+        self._sink = sink
+        self.waiter: Callable[[Delivery], None] | None = None
         self._started = time.monotonic()
 
     @classmethod
@@ -87,6 +105,8 @@ class Delivery:
             event.set()
         for fn in callbacks or ():
             fn(self)
+        if self._sink is not None:
+            self._sink(self)
 
     def __await__(self) -> Generator[Any, None, DeliveryResult]:
         if self._state == _PENDING:
@@ -127,6 +147,18 @@ class Delivery:
                 self._callbacks.append(fn)
                 return
         fn(self)
+
+    def watch(self, waiter: Callable[[Delivery], None]) -> bool:
+        """For the sink's owner: have ``waiter(self)`` called where the sink is drained.
+
+        No lock and no callback list: only the thread that drains the sink sets and reads
+        ``waiter``, and it calls this only while the delivery is pending or its settling
+        is not drained yet. False (nothing set) for a delivery with no sink.
+        """
+        if self._sink is None:
+            return False
+        self.waiter = waiter
+        return True
 
     def exception(self) -> BaseException | None:
         """The failure, once done; None on success or while pending."""

@@ -85,10 +85,10 @@ class Dispatcher:
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
         # A sync handler needs a task only under a scope that has no sync form.
         self._task_scopes = bool(self._chain) and not self._chain.runs_sync
-        # Header value -> plain sync handler, for records that need no other routing step:
+        # Header value -> inline sync handler, for records that need no other routing step:
         # none when a topic handler or a codec of another family could claim them first,
         # or when a scope of the chain needs a task anyway.
-        self._plain = {} if self._task_scopes else router.plain_by_header()
+        self._inline = {} if self._task_scopes else router.inline_by_header()
         self.scheduler = Scheduler(
             loop=self._loop,
             max_inflight=max_inflight,
@@ -140,8 +140,8 @@ class Dispatcher:
         if state.tier.n:
             if self.gate is not None and self.gate(msg, headers, state):
                 return False
-        elif not state.running:
-            spec = self._plain.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
+        elif state.running == state.awaiting:  # no job holds or waits for a lane
+            spec = self._inline.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
             if spec is not None and self._run_fast(msg, state, spec, headers):
                 return True
         self.handle(msg, state, headers)
@@ -150,7 +150,7 @@ class Dispatcher:
     def _run_fast(
         self, msg: Record, state: PartitionState, spec: HandlerSpec, headers: Headers | None
     ) -> bool:
-        """The hot path: a plain sync handler named by the header, nothing in flight.
+        """The hot path: a sync handler named by the header, no lane of its partition busy.
 
         What :meth:`handle` would do for such a record, without its routing steps; False
         (nothing done) for anything unusual -- an empty value, a decode error -- which
@@ -164,7 +164,7 @@ class Dispatcher:
         except Exception:
             return False
         meta: Meta = (event_id, spec.event_type, 1, headers)
-        if self._chain:  # sync scopes only (see _task_scopes): the handler runs inside them
+        if self._chain or spec.wants_ctx:  # sync scopes only (see _task_scopes)
             self._run_scoped(msg, state, spec, payload, meta)
         else:
             self._run_plain(msg, state, spec, payload, meta)
@@ -183,13 +183,14 @@ class Dispatcher:
             state.done_now(msg)
             return
         spec, event_type, payload, event_id = resolved
-        if spec.plain and not state.running and not self._chain:
+        lanes_free = state.running == state.awaiting
+        if spec.plain and lanes_free and not self._chain:
             self._run_plain(msg, state, spec, payload, (event_id, event_type, attempt, headers))
             return
         job = Job(msg, state, spec, payload, event_id, event_type, attempt, headers)
         if spec.keep_key_order:
             job.lot = self.lot.lot_key(msg, headers, state.tier)
-        if spec.is_async or spec.blocking or state.running or self._task_scopes:
+        if spec.is_async or spec.blocking or not lanes_free or self._task_scopes:
             state.begin(msg)
             self.scheduler.submit(job)
         else:
@@ -205,7 +206,7 @@ class Dispatcher:
         payload: object,
         meta: Meta,
     ) -> None:
-        """A plain sync handler, nothing of its partition in flight."""
+        """A plain sync handler, no lane of its partition busy."""
         label = spec.event_type  # metric label: bounded (a catch-all counts as "*")
         started = time.perf_counter()
         try:
@@ -228,11 +229,15 @@ class Dispatcher:
         payload: object,
         meta: Meta,
     ) -> None:
-        """:meth:`_run_plain` inside the middleware's sync scopes: what :meth:`_run_inline`
-        does for such a handler, without a Job unless the outcome needs one."""
+        """:meth:`_run_plain` with a Context, inside the middleware's sync scopes if any:
+        what :meth:`_run_inline` does for such a handler, without a Job unless the outcome
+        needs one."""
         ctx = self._plain_context(msg, state, payload, meta)
-        call = partial(spec.fn, payload)
-        error = contextvars.copy_context().run(self._timed_sync, spec.event_type, ctx, call)
+        call = partial(spec.fn, payload, ctx) if spec.wants_ctx else partial(spec.fn, payload)
+        if self._chain:
+            error = contextvars.copy_context().run(self._timed_sync, spec.event_type, ctx, call)
+        else:
+            error = self._timed_sync(spec.event_type, None, call)
         if error is None and not ctx.pending_deliveries():
             self.stats.count(state.topic, spec.event_type, "ok")
             state.done_now(msg)
@@ -378,8 +383,7 @@ class Dispatcher:
         """Record the outcome of a begun job and free its lane."""
         msg, state = job.msg, job.state
         if error is None and ctx is not None and not _all_done(ctx.pending_deliveries()):
-            # A sync handler's follow-up publishes: wait for their acks before done.
-            self._track(state, self._await_outputs(job, ctx))
+            self._await_outputs(job, ctx.pending_deliveries())
             return
         if isinstance(error, TransientDependencyError) and not state.revoked:
             self.hold.wait(job, error)  # lane and offset kept: tried again after backoff
@@ -418,10 +422,37 @@ class Dispatcher:
             job.spec, job.event_type, job.payload, job.event_id = resolved
         self._start(job)
 
-    async def _await_outputs(self, job: Job, ctx: Context) -> None:
+    def _await_outputs(self, job: Job, deliveries: list[Delivery]) -> None:
+        """A sync handler's publishes: its event is done once they are acknowledged.
+
+        The handler has run, so its lane is free now: the next event of the key runs at
+        once, and the producer (idempotent) keeps their outputs in order. The offset stays
+        held until the acks, so at-least-once is kept; a failed publish then takes the
+        event down the failure path, as a failed handler would have. A keep-key-order
+        handler keeps its lane until then: its key's parking lot must learn of a failure
+        before the key's next event runs.
+        """
+        state = job.state
+        if job.lot is not None:
+            self.scheduler.occupy(job.lane)  # taken if it ran inline, without it
+            self._track(state, self._lane_held_until_acked(job, deliveries))
+            return
+        state.started = max(state.started, job.msg.offset())  # see quiesce's cut
+        # Free at once (a no-op for a job that ran inline: no job of its partition held
+        # or waited for a lane then, and nothing ran since).
+        self.scheduler.release_lane(job.lane)
+        job.lane = None
+        state.awaiting += 1
+        self._handoff.when_settled(deliveries, partial(self._outputs_settled, job))
+
+    def _outputs_settled(self, job: Job, error: BaseException | None) -> None:
+        job.state.awaiting -= 1
+        self._settle(job, None, error)
+
+    async def _lane_held_until_acked(self, job: Job, deliveries: list[Delivery]) -> None:
         error: BaseException | None = None
         try:
-            await self._handoff.acked(ctx.pending_deliveries())
+            await self._handoff.acked(deliveries)
         except asyncio.CancelledError:
             self._release(job)  # revoked or lost: not done, but the lane must move on
             raise

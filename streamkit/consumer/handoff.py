@@ -65,6 +65,66 @@ class Handoff:
             if error is not None:
                 raise error
 
+    def settled(self, delivery: Delivery) -> None:
+        """A producer's ``on_settled`` (any thread): the loop runs ``delivery.waiter``."""
+        self.call(_run_waiter, delivery)
+
+    def when_settled(
+        self, deliveries: list[Delivery], done: Callable[[BaseException | None], None]
+    ) -> None:
+        """Call ``done(error)`` on the loop once each of ``deliveries`` is settled, with the
+        first one's error (None if all were acknowledged): what :meth:`acked` tells, with
+        no task and no future. Called now if they are all settled already.
+
+        A delivery of a producer whose ``on_settled`` is :meth:`settled` is watched with
+        no lock (its waiter is set and run on the loop thread, see ``Delivery.watch``);
+        any other gets a done-callback that comes here through :meth:`call`.
+        """
+        pending = [d for d in deliveries if not d.done()]
+        if not pending:
+            done(first_error(deliveries))
+            return
+        one = _AllSettled(deliveries, len(pending), done).one
+        report: Callable[[Delivery], None] | None = None
+        for delivery in pending:
+            if not delivery.watch(one):
+                report = report or partial(self.call, one)
+                delivery.add_done_callback(report)
+
+
+class _AllSettled:
+    """Counts a list's deliveries down; calls ``done(first error or None)`` after the last."""
+
+    __slots__ = ("_deliveries", "_done", "_left")
+
+    def __init__(
+        self, deliveries: list[Delivery], left: int, done: Callable[[BaseException | None], None]
+    ) -> None:
+        self._deliveries = deliveries
+        self._left = left
+        self._done = done
+
+    def one(self, _delivery: Delivery) -> None:
+        self._left -= 1
+        if not self._left:
+            self._done(first_error(self._deliveries))
+
+
+def first_error(deliveries: list[Delivery]) -> BaseException | None:
+    """The error of the first failed delivery in list order (what :meth:`Handoff.acked`
+    raises), or None; every delivery must be settled."""
+    for delivery in deliveries:
+        error = delivery.exception()
+        if error is not None:
+            return error
+    return None
+
+
+def _run_waiter(delivery: Delivery) -> None:
+    waiter, delivery.waiter = delivery.waiter, None
+    if waiter is not None:  # none: nobody waits, or it saw the delivery done already
+        waiter(delivery)
+
 
 def _wake(future: asyncio.Future[None], _delivery: Delivery) -> None:
     if not future.done():  # cancelled meanwhile (a revoke): nothing to wake

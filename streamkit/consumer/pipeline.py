@@ -59,20 +59,23 @@ def build_pipeline(
     on_publish: Callable[[tuple[str, int, int], str | None], None] | None = None,
     full_errors: bool = False,
     extra_middleware: Sequence[Middleware] = (),
+    handoff: Handoff | None = None,
 ) -> Pipeline:
     """Wire a router's handlers to ``publisher`` for consumer group ``group``.
 
     Call on the event loop that will run the handlers. ``commits`` makes the commit owner
     (default: :class:`KafkaCommits`); attach its client before the first assignment.
     ``on_publish(record id, reason)`` hears of retry/DLQ publishes failing (reason) and
-    recovering (None): the worker's health check.
+    recovering (None): the worker's health check. ``handoff`` brings delivery reports to
+    the loop; give the same one to the producer as its ``on_settled`` (``handoff.settled``)
+    so a wait for an acknowledgement takes no lock.
     """
     load = load or Load()
     loop = asyncio.get_running_loop()
     chain = MiddlewareChain([*router.middleware, *extra_middleware])
     events = EventPublisher(publisher, router.codec, chain)
     lot = ParkingLot()
-    handoff = Handoff(loop)
+    handoff = handoff or Handoff(loop)
     failures = FailurePath(
         router=router,
         planner=FailurePlanner(group, router.topic_names, router.retry_tiers, full_errors),

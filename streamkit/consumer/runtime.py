@@ -24,6 +24,7 @@ from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings
 from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
 from streamkit.consumer.flow import FlowControl, logged
+from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.lagwatch import LagWatch
 from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
 from streamkit.consumer.pollthread import DaemonExecutor, PollThread
@@ -111,6 +112,7 @@ class Worker:
     async def run(self) -> None:
         """Join the group and handle events until :meth:`stop`."""
         loop = asyncio.get_running_loop()
+        self._handoff = Handoff(loop)  # delivery reports reach the loop through it
         self.metrics.prime(self.group, self.sources, [h.event_type for h in self.router.handlers()])
         for mw in self.router.middleware:  # middleware that counts (dedupe) gets the metrics
             mw.bind(self.metrics, self.group)
@@ -120,6 +122,7 @@ class Worker:
             default_topic=self.settings.default_publish_topic,
             on_delivery=self.reports.delivery,
             codec=self.router.codec,
+            on_settled=self._handoff.settled,
         )
         self.poll = PollThread(loop)
         try:
@@ -160,6 +163,7 @@ class Worker:
             commits=self._commits_factory,
             on_publish=self.health.publish_problem,
             full_errors=self.settings.error_details == "full",
+            handoff=self._handoff,
         )
 
     def _kafka_commits(self, tiers: dict[str, Tier], load: Load) -> CommitOwner:
@@ -309,6 +313,7 @@ class Worker:
                 msgs = await self.poll.call(self._poll, self._poll_timeout())
             if msgs:
                 self._dispatch(msgs)
+                self.producer.serve_reports()  # see there: no GIL hand-off per report
             elif self.flow.backpressure:
                 self._check_flow()
             self.stats.flush()

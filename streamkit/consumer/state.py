@@ -40,6 +40,7 @@ class PartitionState:
 
     __slots__ = (
         "acks",
+        "awaiting",
         "cut",
         "gated",
         "held",
@@ -65,6 +66,10 @@ class PartitionState:
         self.gated = False  # paused until its head retry record is due
         self.running = 0  # jobs started or queued behind a lane, not yet released
         self.held = 0  # of those, waiting on a dependency (consumer/hold): not drained for
+        # Of those, handled by a sync handler and waiting only for its publishes' acks: they
+        # hold their offsets but no lane. ``running == awaiting``: no job holds or waits
+        # for a lane, so a record may be handled on the spot (dispatch's hot path).
+        self.awaiting = 0
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiter: asyncio.Future[None] | None = None

@@ -70,6 +70,11 @@ class HandlerSpec:
         return not (self.is_async or self.blocking or self.wants_ctx or self.keep_key_order)
 
     @property
+    def inline(self) -> bool:
+        """A sync handler that may run on the loop thread the moment its record arrives."""
+        return not (self.is_async or self.blocking or self.keep_key_order)
+
+    @property
     def name(self) -> str:
         """``module.qualname`` of the handler function."""
         return describe(self.fn)
@@ -247,16 +252,16 @@ class Router:
             keep_key_order=False,
         )
 
-    def plain_by_header(self) -> dict[bytes | None, HandlerSpec]:
+    def inline_by_header(self) -> dict[bytes | None, HandlerSpec]:
         """``event_type`` header bytes -> handler, for the dispatcher's hot path.
 
-        Only plain sync handlers (:attr:`HandlerSpec.plain`), and none at all when a topic
-        handler exists (it claims its topic's records whatever their header says): for the
-        records it names, a lookup here is exactly what :meth:`resolve` would find.
+        Only sync handlers that run inline (:attr:`HandlerSpec.inline`), and none at all
+        when a topic handler exists (it claims its topic's records whatever their header
+        says): for the records it names, a lookup here is exactly what :meth:`resolve` would find.
         """
         if self._by_topic:
             return {}
-        return {t.encode(): spec for t, spec in self._handlers.items() if spec.plain and t != "*"}
+        return {t.encode(): spec for t, spec in self._handlers.items() if spec.inline and t != "*"}
 
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""

@@ -45,7 +45,9 @@ class Producer:
     ``topics`` maps event types to topics for :meth:`publish` calls that name none;
     ``default_topic`` catches the rest; ``codec`` encodes values (default: the JSON
     envelope). A background thread serves delivery reports, so nothing is flushed per
-    message. Implements :class:`~streamkit.record.Publisher`.
+    message. ``on_delivery(outcome, latency)`` hears of each report and ``on_settled`` gets
+    each settled :class:`Delivery`, both in that thread. Implements
+    :class:`~streamkit.record.Publisher`.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Producer:
         default_topic: str | None = None,
         on_delivery: Callable[[str, float], None] | None = None,
         codec: Codec | None = None,
+        on_settled: Callable[[Delivery], None] | None = None,
     ) -> None:
         conf = {**DEFAULT_SETTINGS, "logger": RDKAFKA_LOG, **settings, **FORCED_SETTINGS}
         try:
@@ -66,6 +69,7 @@ class Producer:
         self._topics = dict(topics or {})
         self._default_topic = default_topic
         self._on_delivery = on_delivery
+        self._on_settled = on_settled  # each Delivery, once settled (the worker's hand-off)
         self.codec: Codec = codec or JSON_ENVELOPE
         self._closing = False  # send() refuses new records
         self._closed = False  # the delivery-report thread stops
@@ -161,7 +165,7 @@ class Producer:
         """Send raw bytes as they are (retry/DLQ records, replay). Thread-safe."""
         if self._closing:
             raise ProducerClosedError("producer is closed")
-        delivery = Delivery(self._on_delivery)
+        delivery = Delivery(self._on_delivery, self._on_settled)
         kwargs: dict[str, Any] = {
             "key": as_key(key),
             "headers": headers,
@@ -191,6 +195,20 @@ class Producer:
                     f"local producer queue full ({OVERFLOW_LIMIT} records waiting)"
                 )
             self._overflow.append((topic, value, kwargs, delivery))
+
+    def serve_reports(self) -> int:
+        """Serve the delivery reports ready now, in the calling thread; return how many.
+
+        The background thread serves them too, but each report it serves takes the GIL
+        back from a busy caller (up to ``sys.getswitchinterval()``, 5 ms, each time): a
+        busy event loop serves its own between batches, in one go, with the GIL it holds.
+        """
+        if self._closed:
+            return 0
+        try:
+            return int(self._producer.poll(0))
+        except KafkaException:  # fatal (fenced): the background thread says so, once
+            return 0
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for outstanding records; return how many remain."""

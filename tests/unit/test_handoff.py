@@ -92,3 +92,35 @@ def test_acked_waits_for_each_delivery_and_raises_the_first_error() -> None:
         await handoff.acked([Delivery.completed(OK)])  # settled already: no wait
 
     asyncio.run(main())
+
+
+def test_when_settled_calls_back_once_on_the_loop_with_the_first_error() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handoff = Handoff(loop)
+        # Two deliveries that report to the hand-off (a worker's producer), one that does not.
+        watched = [Delivery(sink=handoff.settled), Delivery(sink=handoff.settled)]
+        plain = Delivery()
+        calls: list[tuple[BaseException | None, bool]] = []
+        done = asyncio.Event()
+
+        def finished(error: BaseException | None) -> None:
+            calls.append((error, threading.get_ident() == threading.main_thread().ident))
+            done.set()
+
+        handoff.when_settled([*watched, plain], finished)
+        failed = DeliveryFailedError("nope")
+        for delivery, error in ((plain, None), (watched[1], failed), (watched[0], None)):
+            thread = threading.Thread(target=delivery._settle, args=(None if error else OK, error))
+            thread.start()
+            thread.join(5)
+            await asyncio.sleep(0.01)
+            assert len(calls) == int(delivery is watched[0]), "called before the last one"
+        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.sleep(0.01)
+        assert calls == [(failed, True)]  # once, on the loop's thread, the failure in list order
+        settled_now: list[BaseException | None] = []
+        handoff.when_settled([Delivery.completed(OK)], settled_now.append)
+        assert settled_now == [None]  # all settled already: at once
+
+    asyncio.run(main())
