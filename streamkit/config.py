@@ -104,6 +104,8 @@ class Settings(BaseSettings, SecuritySettings):
     batch_size: int = Field(500, ge=1, le=100_000)
     max_inflight: int = Field(1000, ge=1)  # handler tasks running at once, per process
     max_buffered: int = Field(10_000, ge=1)  # events held in memory before pausing fetches
+    # Offsets left uncommitted behind a partition's oldest event in flight before its
+    # fetches pause (what a restart would read again).
     max_pending_per_partition: int = Field(100_000, ge=100)
     commit_interval: float = Field(1.0, gt=0)
     poll_timeout: float = Field(0.1, gt=0, le=5)

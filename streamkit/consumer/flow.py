@@ -101,7 +101,7 @@ class FlowControl:
         a resume (tens of milliseconds) is hidden behind work already in memory.
         """
         too_much = buffered >= self._max_buffered or any(
-            s.tracker.pending >= self._max_pending for s in states
+            s.tracker.span >= self._max_pending for s in states
         )
         if too_much and not self.backpressure:
             self.backpressure = True

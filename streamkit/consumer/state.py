@@ -107,11 +107,7 @@ class PartitionState:
 
     def done_now(self, record: Record) -> None:
         """``record`` was handled on the spot: done without entering the in-flight set."""
-        offset = record.offset()
-        tracker = self.tracker
-        if not tracker.done_inline(offset):
-            tracker.begin(offset, record.timestamp()[1])
-            tracker.finish(offset)
+        self.tracker.done_inline(record.offset())
 
     def ack_started(self) -> None:
         """A retry/DLQ record of this partition was sent; its source offset waits for it."""

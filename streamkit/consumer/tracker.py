@@ -29,15 +29,15 @@ class OffsetTracker:
         self._high = offset + 1
         self.last_timestamp = timestamp
 
-    def done_inline(self, offset: int) -> bool:
-        """Fast path for an event begun and finished at once; False if others are pending.
+    def done_inline(self, offset: int) -> None:
+        """An event begun and finished at once: nothing to hold, whatever else is pending.
 
-        The caller records ``last_timestamp`` once per batch (it only feeds the lag estimate).
+        The position is the lowest offset begun and not done, so an offset done on the
+        spot behind one still in flight needs no entry: it is passed over with the rest
+        once that one finishes. The caller records ``last_timestamp`` once per batch (it
+        only feeds the lag estimate).
         """
-        if self._pending:
-            return False
         self._high = offset + 1
-        return True
 
     def finish(self, offset: int) -> None:
         """Mark ``offset`` done; advances the position over any contiguous done prefix."""
@@ -59,8 +59,14 @@ class OffsetTracker:
 
     @property
     def pending(self) -> int:
-        """How many offsets are begun but not done (memory bound check)."""
+        """How many offsets are begun but not done."""
         return len(self._pending)
+
+    @property
+    def span(self) -> int:
+        """How many offsets a restart would read again: from the oldest not done to the
+        highest seen (0 when nothing is in flight). Flow control bounds it."""
+        return self._high - self._pending[0][0] if self._pending else 0
 
     def oldest_pending_timestamp(self) -> int | None:
         """Timestamp (ms) of the oldest event not yet done, or None."""

@@ -21,15 +21,20 @@ def test_position_only_moves_over_a_done_prefix() -> None:
     assert t.pending == 0
 
 
-def test_inline_fast_path_only_when_nothing_is_pending() -> None:
+def test_offsets_done_inline_behind_one_in_flight_wait_for_it_and_hold_nothing() -> None:
     t = OffsetTracker()
-    assert t.done_inline(5)
+    t.done_inline(5)
     assert t.position == 6
     t.begin(6, 1)
-    assert not t.done_inline(7)
+    for offset in range(7, 1000):
+        t.done_inline(offset)
+    assert t.position == 6  # 6 still in flight: nothing past it may be committed
+    assert (t.pending, t.span) == (1, 994)  # one held; a restart would read 994 again
+    t.begin(1000, 2)
+    t.finish(1000)  # out of order: waits behind 6 too
+    assert t.position == 6
     t.finish(6)
-    assert t.done_inline(7)
-    assert t.position == 8
+    assert (t.position, t.pending, t.span) == (1001, 0, 0)
 
 
 def test_random_completion_order_never_overtakes_an_unfinished_offset() -> None:

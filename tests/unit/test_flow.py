@@ -1,0 +1,39 @@
+"""consumer/flow: backpressure pauses on the buffer bound and on a partition's open span."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamkit.consumer.flow import FlowControl
+from streamkit.consumer.state import PartitionState
+from streamkit.retry.topics import Tier
+
+
+class Client:
+    """Records the pause/resume calls flow control queues (run here at once)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[int]]] = []
+
+    def pause(self, tps: list[Any]) -> None:
+        self.calls.append(("pause", sorted(tp.partition for tp in tps)))
+
+    def resume(self, tps: list[Any]) -> None:
+        self.calls.append(("resume", sorted(tp.partition for tp in tps)))
+
+
+def test_an_event_stuck_in_flight_pauses_fetching_once_its_span_reaches_the_bound() -> None:
+    client = Client()
+    flow = FlowControl(client, max_buffered=10_000, max_pending=100, later=lambda f, a: f(a))
+    stuck, other = (PartitionState("t", p, Tier("t", 0)) for p in (0, 1))
+    stuck.tracker.begin(0, 0)  # in flight: nothing behind it may be committed
+    for offset in range(1, 99):
+        stuck.tracker.done_inline(offset)  # done on the spot, held by nothing
+    flow.check(buffered=1, states=[stuck, other])
+    assert client.calls == [] and not flow.backpressure  # 99 offsets would be read again
+    stuck.tracker.done_inline(99)
+    flow.check(buffered=1, states=[stuck, other])
+    assert client.calls == [("pause", [0, 1])] and flow.backpressure
+    stuck.tracker.finish(0)
+    flow.check(buffered=0, states=[stuck, other])
+    assert client.calls[-1] == ("resume", [0, 1]) and not flow.backpressure
