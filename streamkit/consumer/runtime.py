@@ -10,7 +10,6 @@ per record. This module assembles the parts and runs the poll loop.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 import uuid
 from functools import partial
@@ -24,6 +23,7 @@ from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings
 from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
 from streamkit.consumer.flow import FlowControl, logged
+from streamkit.consumer.gcpolicy import worker_gc
 from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.lagwatch import LagWatch
 from streamkit.consumer.pipeline import CommitsFactory, Pipeline, build_pipeline
@@ -218,12 +218,11 @@ class Worker:
             on_lost=bridge.on_lost,
         )
         log.info("waiting for partition assignment", group=self.group)
-        _freeze_startup_heap()
-        try:
-            await self._poll_loop()
-        finally:
-            await self._shutdown()
-            gc.unfreeze()  # a process that goes on (tests, an embedding app) collects it again
+        with worker_gc():
+            try:
+                await self._poll_loop()
+            finally:
+                await self._shutdown()
         if self.reports.fatal is not None:  # fenced: one line, exit non-zero (streamkit run)
             raise fenced_error(fatal_reason(self.reports.fatal.str()), conf)
 
@@ -416,16 +415,3 @@ class Worker:
             partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions],
             assigned=len(self.states),
         )
-
-
-def _freeze_startup_heap() -> None:
-    """Leave what start-up made (modules, classes, pydantic schemas, clients) out of every
-    later garbage collection.
-
-    Those objects live as long as the process, yet each full collection traversed all of
-    them again, and thousands of buffered events (jobs, payloads, records living a few
-    hundred ms) trigger full collections often: in scenario 2 of the benchmark, ~2-3 µs
-    of CPU per event. ``gc.collect()`` first, so no garbage of start-up is kept for good.
-    """
-    gc.collect()
-    gc.freeze()
