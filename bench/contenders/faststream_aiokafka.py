@@ -9,9 +9,9 @@ from bench.contenders.common import Unavailable
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
-        from faststream.kafka import KafkaBroker
+        from faststream.kafka import KafkaBroker, KafkaResponse
     except ImportError as exc:
         raise Unavailable(f"faststream[kafka]: {exc}") from None
     from bench.contenders.faststream_common import run_with
 
-    return run_with(KafkaBroker, spec)
+    return run_with(KafkaBroker, spec, KafkaResponse)

@@ -9,9 +9,9 @@ from bench.contenders.common import Unavailable
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
-        from faststream.confluent import KafkaBroker
+        from faststream.confluent import KafkaBroker, KafkaResponse
     except ImportError as exc:
         raise Unavailable(f"faststream[confluent]: {exc}") from None
     from bench.contenders.faststream_common import run_with
 
-    return run_with(KafkaBroker, spec)
+    return run_with(KafkaBroker, spec, KafkaResponse)
