@@ -7,12 +7,14 @@ run on the threads those call them from (the delivery thread, the poll thread).
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import structlog
 from confluent_kafka import KafkaError
 
 from streamkit.consumer.state import PartitionState
 from streamkit.observability.metrics import Metrics
+from streamkit.observability.stats import observe_many
 
 log = structlog.get_logger("streamkit.worker")
 
@@ -28,6 +30,8 @@ class WorkerReports:
         self._error_seen: dict[str, float] = {}
         # The first fatal client error (a fenced static member): the worker stops on it.
         self.fatal: KafkaError | None = None
+        # Latencies of acknowledged records, counted at the next flush_deliveries().
+        self._acked: deque[float] = deque()
 
     def commit(self, outcome: str) -> None:
         """One offset commit ended (ok / failed)."""
@@ -45,9 +49,27 @@ class WorkerReports:
         self.metrics.set_partition_lag(self.group, topic, partition, lag, seconds)
 
     def delivery(self, outcome: str, latency: float) -> None:
-        """One produced record acknowledged or failed."""
+        """One produced record acknowledged or failed (any thread).
+
+        An acknowledgement is only queued: :meth:`flush_deliveries` counts them in one go
+        (a metric's locks once a batch, not 1.5 µs of them per record). A failure, rare
+        and worth seeing at once, is counted here.
+        """
+        if outcome == "ok":
+            self._acked.append(latency)  # deque.append is atomic: no lock
+            return
         self.metrics.child(self.metrics.produced, outcome).inc()
         self.metrics.produce_latency.observe(latency)
+
+    def flush_deliveries(self) -> None:
+        """Count the acknowledgements queued since the last call (the poll loop's turn)."""
+        acked = self._acked
+        n = len(acked)  # appends from another thread meanwhile wait for the next call
+        if not n:
+            return
+        latencies = [acked.popleft() for _ in range(n)]
+        self.metrics.child(self.metrics.produced, "ok").inc(n)
+        observe_many(self.metrics.produce_latency, latencies)
 
     def client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb``: once per connection attempt, so said once a while."""

@@ -131,6 +131,7 @@ class Worker:
         finally:
             await close_all(self.router.middleware)  # a dedupe store's connections
             self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
+            self.reports.flush_deliveries()  # what the close's flush acknowledged
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()
 
@@ -316,6 +317,7 @@ class Worker:
             elif self.flow.backpressure:
                 self._check_flow()
             self.stats.flush()
+            self.reports.flush_deliveries()
             self.metrics.child(self.metrics.inflight, self.group).set(dispatcher.running)
             now = time.monotonic()
             # A doomed transaction (exactly-once, a send failed) is aborted at once.
