@@ -30,6 +30,8 @@ class DeliveryResult:
     latency: float  # seconds from send to acknowledgement
 
 
+_Raw = tuple[str, int, int, float]  # a DeliveryResult's fields, as the report gave them
+
 # One lock for every Delivery: held for a few instructions, never while calling out.
 _LOCK = threading.Lock()
 _PENDING, _OK, _FAILED = 0, 1, 2
@@ -60,7 +62,8 @@ class Delivery:
         sink: Callable[[Delivery], None] | None = None,
     ) -> None:
         self._state = _PENDING
-        self._result: DeliveryResult | None = None
+        # A report's raw fields until result() is asked: most deliveries are only waited on.
+        self._result: DeliveryResult | _Raw | None = None
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[Delivery], None]] | None = None
         self._event: threading.Event | None = None
@@ -91,11 +94,11 @@ class Delivery:
         if err is not None:
             self._settle(None, map_error(err))
         else:
-            self._settle(DeliveryResult(msg.topic(), msg.partition(), msg.offset(), latency), None)
+            self._settle((msg.topic(), msg.partition(), msg.offset(), latency), None)
         if self._notify is not None:
             self._notify("failed" if err is not None else "ok", latency)
 
-    def _settle(self, result: DeliveryResult | None, error: BaseException | None) -> None:
+    def _settle(self, result: DeliveryResult | _Raw | None, error: BaseException | None) -> None:
         with _LOCK:
             self._result, self._error = result, error
             self._state = _FAILED if error is not None else _OK
@@ -131,8 +134,11 @@ class Delivery:
                 raise TimeoutError(f"no delivery report within {timeout}s")
         if self._error is not None:
             raise self._error
-        assert self._result is not None
-        return self._result
+        result = self._result
+        assert result is not None
+        if isinstance(result, tuple):
+            result = self._result = DeliveryResult(*result)
+        return result
 
     def done(self) -> bool:
         """True once acknowledged or failed."""
