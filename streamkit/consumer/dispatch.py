@@ -4,12 +4,14 @@ Runs on the event-loop thread only. Routing and decoding belong to the router
 (:meth:`Router.resolve`), scheduling to :mod:`.scheduler`, failures to :mod:`.outcomes`,
 in-flight counts to :mod:`.state`; this module decides which path an event takes:
 
-- plain sync handler, nothing of its partition in flight: called right here (hot path;
-  under middleware whose scopes all have a sync form, inside them);
-- sync handler wanting a context or under middleware with sync scopes
-  (``Middleware.handle_sync``): called here too, inside the event's own contextvars;
+- sync handler, no lane of its partition busy: called right here (hot path; with its
+  Context if it wants one; under middleware whose scopes all have a sync form, inside
+  them and the event's own contextvars);
 - async, ``blocking=True``, behind busy lanes, or under a scope with no sync form: a job,
   through the scheduler's lanes, run as a task (sync handlers stay on the loop thread).
+
+A sync handler's publishes are settled by callback once acknowledged (no task): its lane
+is free when it returns, its offset held until then (:meth:`Dispatcher._await_outputs`).
 """
 
 from __future__ import annotations
