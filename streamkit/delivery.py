@@ -53,7 +53,7 @@ class Delivery:
         "_sink",
         "_started",
         "_state",
-        "waiter",
+        "_waiter",
     )
 
     def __init__(
@@ -69,9 +69,9 @@ class Delivery:
         self._event: threading.Event | None = None
         self._notify = notify
         # Told of this delivery once it is settled, in the settling thread (the runtime's
-        # hand-off to its event loop). ``waiter`` is the loop's: see :meth:`watch`.
+        # hand-off to its event loop). The waiter is the loop's: see :meth:`watch`.
         self._sink = sink
-        self.waiter: Callable[[Delivery], None] | None = None
+        self._waiter: Callable[[Delivery], None] | None = None
         self._started = time.monotonic()
 
     @classmethod
@@ -157,14 +157,24 @@ class Delivery:
     def watch(self, waiter: Callable[[Delivery], None]) -> bool:
         """For the sink's owner: have ``waiter(self)`` called where the sink is drained.
 
-        No lock and no callback list: only the thread that drains the sink sets and reads
-        ``waiter``, and it calls this only while the delivery is pending or its settling
-        is not drained yet. False (nothing set) for a delivery with no sink.
+        No lock and no callback list: only the thread that drains the sink sets and runs
+        the waiter (:meth:`run_waiter`), and it calls this only while the delivery is
+        pending or its settling is not drained yet. False (nothing set) for a delivery
+        with no sink.
         """
         if self._sink is None:
             return False
-        self.waiter = waiter
+        self._waiter = waiter
         return True
+
+    def run_waiter(self) -> None:
+        """For the sink's owner, draining it: run the waiter :meth:`watch` set, once.
+
+        None set: nobody waits, or the watcher saw the delivery settled already.
+        """
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter(self)
 
     def exception(self) -> BaseException | None:
         """The failure, once done; None on success or while pending."""

@@ -66,8 +66,8 @@ class Handoff:
                 raise error
 
     def settled(self, delivery: Delivery) -> None:
-        """A producer's ``on_settled`` (any thread): the loop runs ``delivery.waiter``."""
-        self.call(_run_waiter, delivery)
+        """A producer's ``on_settled`` (any thread): the loop runs the delivery's waiter."""
+        self.call(Delivery.run_waiter, delivery)
 
     def when_settled(
         self, deliveries: list[Delivery], done: Callable[[BaseException | None], None]
@@ -118,12 +118,6 @@ def first_error(deliveries: list[Delivery]) -> BaseException | None:
         if error is not None:
             return error
     return None
-
-
-def _run_waiter(delivery: Delivery) -> None:
-    waiter, delivery.waiter = delivery.waiter, None
-    if waiter is not None:  # none: nobody waits, or it saw the delivery done already
-        waiter(delivery)
 
 
 def _wake(future: asyncio.Future[None], _delivery: Delivery) -> None:
