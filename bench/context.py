@@ -18,6 +18,7 @@ MAIN_VENV_CONTENDERS = {
     "raw_poll",
     "raw_registry",
     "raw_relay",
+    "raw_replay",
     "raw_serial_async",
     "streamkit_worker",
     "asyncio_ceiling",
