@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench.contenders.common import Recorder
 
 
 def consumer(spec: dict[str, Any]) -> Consumer:
@@ -35,3 +38,34 @@ def commit_batch(c: Consumer, msgs: list[Any]) -> None:
 def close(c: Consumer) -> None:
     """Final synchronous commit of what was stored, then leave the group."""
     c.close()
+
+
+def producer(spec: dict[str, Any]) -> Producer:
+    """The producer settings streamkit uses (idempotent, acks=all, lz4, linger 5 ms)."""
+    return Producer({"bootstrap.servers": spec["bootstrap"], "enable.idempotence": True,
+                     "acks": "all", "linger.ms": 5, "compression.type": "lz4"})  # fmt: skip
+
+
+def produce_loop(spec: dict[str, Any], send: Callable[[Producer, Any], None]) -> dict[str, Any]:
+    """consume(500) -> ``send(producer, record)`` each -> flush -> one async commit per batch.
+
+    The least an at-least-once consume -> produce loop does: every output acknowledged
+    before its input is committed (commit before the flush and a crash loses outputs).
+    """
+    rec = Recorder(spec)
+    c, p = consumer(spec), producer(spec)
+    done = False
+    while not done:
+        msgs = c.consume(500, 0.1)
+        for i, m in enumerate(msgs):
+            if m.error() is not None:
+                continue
+            send(p, m)
+            if rec.hit():
+                done, msgs = True, msgs[: i + 1]  # commit only what was handled
+                break
+        if msgs:
+            p.flush(30)
+            commit_batch(c, msgs)
+    close(c)
+    return rec.result(spec)
