@@ -160,10 +160,10 @@ class Delivery:
         No lock and no callback list: only the thread that drains the sink sets and runs
         the waiter (:meth:`run_waiter`), and it calls this only while the delivery is
         pending or its settling is not drained yet. False (nothing set) for a delivery
-        with no sink.
+        with no sink or one watched already: the caller adds a done-callback instead.
         """
-        if self._sink is None:
-            return False
+        if self._sink is None or self._waiter is not None:
+            return False  # no sink, or watched already: a done-callback then
         self._waiter = waiter
         return True
 

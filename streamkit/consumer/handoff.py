@@ -53,17 +53,13 @@ class Handoff:
                 self._loop.call_exception_handler({"message": "handoff callback", "exception": exc})
 
     async def acked(self, deliveries: list[Delivery]) -> None:
-        """Wait (on the loop) until each of ``deliveries`` is settled, in order; raise the
-        first one's error, as ``await delivery`` would."""
-        for delivery in deliveries:
-            if not delivery.done():
-                woken: asyncio.Future[None] = self._loop.create_future()
-                # add_done_callback passes the delivery: _wake(woken, delivery) on the loop.
-                delivery.add_done_callback(partial(self.call, _wake, woken))
-                await woken
-            error = delivery.exception()
-            if error is not None:
-                raise error
+        """Wait (on the loop) until each of ``deliveries`` is settled; raise the first
+        one's error in list order, as awaiting each in turn would."""
+        settled: asyncio.Future[BaseException | None] = self._loop.create_future()
+        self.when_settled(deliveries, partial(_resolve, settled))
+        error = await settled
+        if error is not None:
+            raise error
 
     def settled(self, delivery: Delivery) -> None:
         """A producer's ``on_settled`` (any thread): the loop runs the delivery's waiter."""
@@ -78,7 +74,8 @@ class Handoff:
 
         A delivery of a producer whose ``on_settled`` is :meth:`settled` is watched with
         no lock (its waiter is set and run on the loop thread, see ``Delivery.watch``);
-        any other gets a done-callback that comes here through :meth:`call`.
+        any other gets a done-callback that comes here through :meth:`call`. Loop thread
+        only.
         """
         pending = [d for d in deliveries if not d.done()]
         if not pending:
@@ -120,6 +117,6 @@ def first_error(deliveries: list[Delivery]) -> BaseException | None:
     return None
 
 
-def _wake(future: asyncio.Future[None], _delivery: Delivery) -> None:
-    if not future.done():  # cancelled meanwhile (a revoke): nothing to wake
-        future.set_result(None)
+def _resolve(future: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not future.done():  # cancelled meanwhile (a revoke): nobody waits
+        future.set_result(error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -19,7 +20,6 @@ from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.parking import ParkingLot, parked_headers, record_id
 from streamkit.consumer.state import PartitionState
-from streamkit.delivery import Delivery
 from streamkit.errors import PermanentError, RecordTooLargeError
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
@@ -177,11 +177,7 @@ class FailurePath:
         except Exception as exc:  # rejected locally: same handling as a failed delivery
             self._settled(out, backoff, exc)
             return
-
-        def acked(d: Delivery) -> None:  # the producer's thread
-            self._handoff.call(self._settled, out, backoff, d.exception())
-
-        delivery.add_done_callback(acked)
+        self._handoff.when_settled([delivery], partial(self._settled, out, backoff))
 
     def _settled(self, out: _Out, backoff: float, error: BaseException | None) -> None:
         msg, state, record = out.msg, out.state, out.record

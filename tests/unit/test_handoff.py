@@ -124,3 +124,19 @@ def test_when_settled_calls_back_once_on_the_loop_with_the_first_error() -> None
         assert settled_now == [None]  # all settled already: at once
 
     asyncio.run(main())
+
+
+def test_two_waits_on_one_watched_delivery_are_both_told() -> None:
+    async def main() -> None:
+        handoff = Handoff(asyncio.get_running_loop())
+        delivery = Delivery(sink=handoff.settled)
+        seen: list[str] = []
+        handoff.when_settled([delivery], lambda error: seen.append("first"))
+        waiting = asyncio.ensure_future(handoff.acked([delivery]))  # the second watcher
+        await asyncio.sleep(0)
+        threading.Thread(target=delivery._settle, args=(OK, None)).start()
+        await asyncio.wait_for(waiting, 5)
+        await asyncio.sleep(0.01)
+        assert seen == ["first"]
+
+    asyncio.run(main())
