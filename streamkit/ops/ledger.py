@@ -1,9 +1,17 @@
 """The replay ledger: which dead letters were replayed, kept on the broker.
 
-One compacted topic per DLQ, ``<dlq>.replayed``, holds a record per replayed dead letter:
-key ``partition:offset`` of the dead letter, value ``{"at", "to", "group"}``. A replay
-skips what the ledger lists (``--again`` sends it anyway), whatever filter either replay
-used; ``dlq list/show/stats`` read it to say what was replayed.
+One compacted topic per DLQ, ``<dlq>.replayed``. A replay writes one record per DLQ
+partition and target per batch (thousands of dead letters):
+
+- key ``partition:first-last:digest``, the digest of the value, so a later record compacts
+  away only a copy of itself, never an entry listing other offsets of the same range;
+- value ``{"at", "to", "group", "offsets": [[first, last], ...]}``, inclusive runs of DLQ
+  offsets.
+
+Before 2026-12-07 it was one record per dead letter (key ``partition:offset``, no
+``offsets``); both are read, and the newest entry of a dead letter wins. A replay skips
+what the ledger lists (``--again`` sends it anyway), whatever filter either replay used;
+``dlq list/show/stats`` read it to say what was replayed.
 
 Written after the broker acknowledged the replayed records and before the replay commits
 its progress: a replay stopped in between sends at most that batch again, as before, and
@@ -12,6 +20,7 @@ a record is never listed as replayed before it was.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -69,12 +78,23 @@ def read(cluster: Cluster, dlq_topic: str) -> dict[Position, Entry]:
 def _add(found: dict[Position, Entry], key: bytes | None, value: bytes | None) -> None:
     """Fold one ledger record in; a record streamkit did not write is ignored."""
     try:
-        partition, offset = (int(part) for part in (key or b"").split(b":"))
+        partition, _, where = (key or b"").partition(b":")  # where: the offset (old format)
         data = orjson.loads(value or b"")
         entry = Entry(int(data["at"]), str(data["to"]), str(data["group"]))
+        runs = _runs(data["offsets"]) if "offsets" in data else [(int(where), int(where))]
+        p = int(partition)
     except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         return
-    found[(partition, offset)] = entry
+    for first, last in runs:
+        found.update(dict.fromkeys(((p, o) for o in range(first, last + 1)), entry))
+
+
+def _runs(raw: Any) -> list[tuple[int, int]]:
+    """``[[first, last], ...]`` as ints; ValueError/TypeError if it is anything else."""
+    runs = [(int(first), int(last)) for first, last in raw]
+    if any(last < first for first, last in runs):
+        raise ValueError("a run ends before it starts")
+    return runs
 
 
 def ensure(cluster: Cluster, dlq_topic: str) -> str:
@@ -94,13 +114,29 @@ def ensure(cluster: Cluster, dlq_topic: str) -> str:
 def record(
     producer: Producer, dlq_topic: str, done: Iterable[tuple[Position, Entry]]
 ) -> list[Delivery]:
-    """Send one ledger record per replayed dead letter; the caller awaits the deliveries."""
+    """Send the ledger records for ``done``: one per DLQ partition and entry (a batch of
+    one replay has one entry per target). The caller awaits the deliveries."""
     topic = ledger_topic(dlq_topic)
-    return [
-        producer.send(
-            topic,
-            orjson.dumps({"at": e.at_ms, "to": e.target, "group": e.group}),
-            key=f"{p}:{o}".encode(),
-        )
-        for (p, o), e in done
-    ]
+    grouped: dict[tuple[int, Entry], list[int]] = {}
+    for (partition, offset), entry in done:
+        grouped.setdefault((partition, entry), []).append(offset)
+    deliveries = []
+    for (partition, entry), offsets in grouped.items():
+        runs = _as_runs(offsets)
+        value = {"at": entry.at_ms, "to": entry.target, "group": entry.group, "offsets": runs}
+        data = orjson.dumps(value)
+        digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+        key = f"{partition}:{runs[0][0]}-{runs[-1][1]}:{digest}".encode()
+        deliveries.append(producer.send(topic, data, key=key))
+    return deliveries
+
+
+def _as_runs(offsets: list[int]) -> list[list[int]]:
+    """Sorted offsets as inclusive runs: [3, 4, 5, 9] -> [[3, 5], [9, 9]]."""
+    runs: list[list[int]] = []
+    for offset in sorted(offsets):
+        if runs and offset == runs[-1][1] + 1:
+            runs[-1][1] = offset
+        else:
+            runs.append([offset, offset])
+    return runs

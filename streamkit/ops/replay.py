@@ -275,8 +275,12 @@ class Replayer:
         if self._producer is None or not sent:
             return
         at_ms = int(time.time() * 1000)
-        group = self.report.group
-        done = [((i.partition, i.offset), ledger.Entry(at_ms, i.target, group)) for i in sent]
+        entries: dict[str, ledger.Entry] = {}  # one per target: the ledger groups by entry
+        done = []
+        for i in sent:
+            entry = entries.get(i.target) or ledger.Entry(at_ms, i.target, self.report.group)
+            entries[i.target] = entry
+            done.append(((i.partition, i.offset), entry))
         deliveries = ledger.record(self._producer, self.options.dlq_topic, done)
         self._producer.flush(ACK_TIMEOUT)
         try:
