@@ -108,7 +108,9 @@ class FlowControl:
             self._set_paused(states, paused=True)
         elif self.backpressure and not too_much and buffered <= self._max_buffered // 2:
             self.backpressure = False
-            self._set_paused(list(self._held), paused=False)
+            # Every partition, not only ``_held``: one assigned meanwhile was paused by the
+            # rebalance callback before a check saw it. Resuming an unpaused one is a no-op.
+            self._set_paused(states, paused=False)
         elif self.backpressure:
             # Partitions assigned while paused: hold them too, or the bound leaks.
             self._set_paused([s for s in states if s not in self._held], paused=True)

@@ -37,3 +37,17 @@ def test_an_event_stuck_in_flight_pauses_fetching_once_its_span_reaches_the_boun
     stuck.tracker.finish(0)
     flow.check(buffered=0, states=[stuck, other])
     assert client.calls[-1] == ("resume", [0, 1]) and not flow.backpressure
+
+
+def test_a_partition_assigned_paused_under_backpressure_is_resumed_when_it_clears() -> None:
+    # The rebalance callback pauses a partition assigned while backpressure is on, on the
+    # poll thread, before flow control has seen its state: the resume must reach it too,
+    # or it stays paused for good (found by a helper's review; a stall, no error).
+    client = Client()
+    flow = FlowControl(client, max_buffered=100, max_pending=1_000, later=lambda f, a: f(a))
+    old, new = (PartitionState("t", p, Tier("t", 0)) for p in (0, 1))
+    flow.check(buffered=100, states=[old])
+    assert client.calls == [("pause", [0])] and flow.backpressure
+    client.pause([new])  # what RebalanceHandler.on_assign does under backpressure
+    flow.check(buffered=10, states=[old, new])  # cleared before any check saw `new`
+    assert client.calls[-1] == ("resume", [0, 1]) and not flow.backpressure
