@@ -13,7 +13,7 @@ from tests.faults.harness import (
     produce_seq,
     wait_seen,
 )
-from tests.faults.verifier import Crash, read_journal, verify
+from tests.faults.verifier import Crash, Produced, read_journal, verify
 from tests.integration.helpers import Service, committed, end_offsets, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -26,14 +26,21 @@ def test_repeated_sigkill_loses_nothing_and_repeats_only_after_commits(
     # Contract: three SIGKILLs mid-stream lose no record; every record seen twice lies at or
     # after its partition's committed offset at a kill; per key, order holds between kills.
     topic, group, out = make_topic("kill", partitions=3), f"g-{unique}", tmp_path / "j.txt"
-    produced = produce_seq(kafka_bootstrap, topic, keys=30, per_key=100, event_type="j.async",
-                           extra={"sleep": 0.001})  # fmt: skip
+    produced: list[Produced] = []
     crashes: list[Crash] = []
     for round_ in range(3):
+        # Fresh records each round, and progress counted as this worker's own lines: the
+        # worker handles 3,000 records in ~0.3 s, so with all of them produced up front a
+        # round could finish the topic before the test read its target (or before the
+        # kill), and the next round then waited for progress that could not come.
+        produced += produce_seq(kafka_bootstrap, topic, keys=30, per_key=40,
+                                event_type="j.async", extra={"sleep": 0.001},
+                                key_prefix=f"r{round_}k")  # fmt: skip
         service = journal_service(kafka_bootstrap, group, topic, out)
         service.wait_ready()
-        target = len(read_journal(out)) + 400
-        wait_until(lambda t=target: len(read_journal(out)) >= t, 60, f"round {round_} progress")
+        pid = service.proc.pid
+        wait_until(lambda p=pid: sum(s.pid == p for s in read_journal(out)) >= 400, 60,
+                   f"round {round_} progress")  # fmt: skip
         crashes.append(kill_and_record(service, kafka_bootstrap, group, topic, 3, out))
     last = journal_service(kafka_bootstrap, group, topic, out)
     last.wait_ready()
