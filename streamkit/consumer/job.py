@@ -72,6 +72,9 @@ class EventStats(Protocol):
     def duration(self, event_type: str, seconds: float) -> None:
         """One handler run took ``seconds``."""
 
+    def ok(self, topic: str, event_type: str, seconds: float) -> None:
+        """:meth:`duration`, then :meth:`count` ``ok``: one call on the hot path."""
+
     def failure(self, kind: str, event_type: str, error_type: str) -> None:
         """One event was sent to a retry tier (``kind`` retry) or the DLQ."""
 

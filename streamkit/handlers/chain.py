@@ -21,10 +21,12 @@ log = structlog.get_logger("streamkit.middleware")
 class MiddlewareChain:
     """The middleware of one router, outermost first."""
 
-    __slots__ = ("_hooks", "_scopes", "runs_sync")
+    __slots__ = ("_hooks", "_scopes", "active", "runs_sync")
 
     def __init__(self, middleware: Sequence[Middleware]) -> None:
         self._scopes = list(middleware)
+        # Read per event by the dispatcher: an attribute, where ``bool(chain)`` is a call.
+        self.active = bool(self._scopes)
         # Only middleware that overrides the hook costs a call per record sent.
         self._hooks = [
             mw for mw in middleware if type(mw).before_publish is not Middleware.before_publish

@@ -51,6 +51,15 @@ class BatchStats:
         """One event finished with ``outcome``."""
         self._counts[(topic, event_type, outcome)] += 1
 
+    def ok(self, topic: str, event_type: str, seconds: float) -> None:
+        """One handler run took ``seconds`` and its event is done: :meth:`duration` and
+        :meth:`count` ``ok`` in one call (the hot path's)."""
+        self._counts[(topic, event_type, "ok")] += 1
+        if EXEMPLAR_TRACE_ID.get() is None:
+            self._durations[event_type].append(seconds)
+        else:
+            self.duration(event_type, seconds)
+
     def duration(self, event_type: str, seconds: float) -> None:
         """One handler run took ``seconds``."""
         trace_id = EXEMPLAR_TRACE_ID.get()
