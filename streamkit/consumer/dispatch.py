@@ -255,20 +255,10 @@ class Dispatcher:
         meta: Meta,
     ) -> Context:
         """The handler's Context; topic and partition from the partition's state."""
-        return Context(
-            topic=state.topic,
-            partition=state.partition,
-            offset=msg.offset(),
-            key=msg.key(),
-            headers=meta[3],
-            event_type=meta[1],
-            event_id=meta[0],
-            attempt=meta[2],
-            timestamp=msg.timestamp()[1],
-            group=self.group,
-            publisher=self.publisher,
-            payload=payload,
-        )
+        return Context._of(
+            msg, state.topic, state.partition, meta[3], meta[1], meta[0], meta[2],
+            self.group, self.publisher, payload,
+        )  # fmt: skip
 
     def _run_inline(self, job: Job) -> None:
         """A sync handler with nothing of its partition in flight: call it right here."""
