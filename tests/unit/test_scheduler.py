@@ -7,6 +7,7 @@ from typing import Any
 from streamkit import Router
 from streamkit.consumer.job import Job
 from streamkit.consumer.pipeline import build_pipeline
+from streamkit.envelope import encode_envelope
 from streamkit.observability.metrics import Metrics
 from streamkit.observability.stats import BatchStats
 from streamkit.retry.topics import tier_map
@@ -83,5 +84,46 @@ def test_a_revoked_waiting_job_does_not_strand_the_next_one() -> None:
         assert scheduler.running == 0
         assert pipeline.load.buffered == 0
         assert not gone.busy
+
+    asyncio.run(scenario())
+
+
+class _Event(Msg):
+    def value(self) -> bytes:
+        return encode_envelope("e", {})
+
+
+def test_a_finished_task_leaves_its_partition_task_set_and_running_count() -> None:
+    # The task takes itself out of state.tasks (no done-callback): were that missing,
+    # every async event would leave its task behind, a leak that grows with traffic.
+    router = Router()
+    gate = asyncio.Event()
+    ran: list[int] = []
+
+    @router.handler("e", ordering="unordered")
+    async def on(data: dict[str, Any]) -> None:
+        await gate.wait()
+        ran.append(1)
+
+    async def scenario() -> None:
+        pipeline = build_pipeline(
+            router,
+            None,  # type: ignore[arg-type]  # no publishes in this test
+            group="g",
+            tiers=tier_map(["t"], "g", 0, router.topic_names),
+            stats=BatchStats(Metrics(), "g"),
+            threads=ThreadPoolExecutor(1),
+            max_inflight=100,
+        )
+        (state,) = pipeline.commits.assign([("t", 0)])
+        for offset in range(20):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the tasks start and wait on the gate
+        assert len(state.tasks) == 20 and pipeline.dispatcher.running == 20
+        gate.set()
+        await asyncio.wait(list(state.tasks), timeout=5)
+        assert len(ran) == 20
+        assert state.tasks == set() and pipeline.dispatcher.running == 0
+        assert state.tracker.position == 20
 
     asyncio.run(scenario())
