@@ -339,6 +339,8 @@ class Dispatcher:
         try:
             if ctx is not None and self._chain.active:
                 await self._chain.run(ctx, partial(self._invoke, job, ctx))
+            elif spec.awaited_directly:  # the usual async handler: one coroutine less
+                await (spec.fn(job.payload, ctx) if spec.wants_ctx else spec.fn(job.payload))
             else:
                 await self._invoke(job, ctx)
             if ctx is not None and ctx.pending_deliveries():
@@ -346,12 +348,12 @@ class Dispatcher:
         except asyncio.CancelledError:
             # Revoked or shut down past the bound: not done, so not committed; the next
             # owner of the partition handles the event again.
-            self.scheduler.task_ended(spec)
+            self.scheduler.task_ended(job)
             self._release(job)
             raise
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
-        self.scheduler.task_ended(spec)
+        self.scheduler.task_ended(job)
         self.stats.duration(spec.event_type, time.perf_counter() - started)
         self._settle(job, ctx, error)
 

@@ -33,7 +33,7 @@ class Scheduler:
     ) -> None:
         self._loop = loop
         self._max_inflight = max_inflight
-        self._runner = runner  # the coroutine a launched job runs
+        self._runner = runner  # the coroutine a launched job runs; it calls task_ended
         self._abandon = abandon  # a waiting job whose partition was revoked
         self._lanes: Lanes[Job] = Lanes(start)
         self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per handler
@@ -59,15 +59,20 @@ class Scheduler:
         else:
             self._waiting.append(job)
 
-    def task_ended(self, spec: HandlerSpec) -> None:
-        """A task of ``spec`` ended: room for a waiting job."""
+    def task_ended(self, job: Job) -> None:
+        """Called by ``job``'s task as it ends, whichever way: room for a waiting job.
+
+        The task leaves its partition's task set here. One cancelled before it ever ran
+        stays there, done (``state.drain`` skips those).
+        """
+        job.state.tasks.discard(asyncio.current_task())
         self.running -= 1
-        self._per_handler[spec] -= 1
+        self._per_handler[job.spec] -= 1
         # Keep going until a job really starts: a waiting job of a revoked partition is
         # abandoned instead, and must not leave the others waiting with nothing running.
         while self._waiting and self.running < self._max_inflight:
-            job = self._next_waiting()
-            if job is None or self._launch(job):
+            waiting = self._next_waiting()
+            if waiting is None or self._launch(waiting):
                 return
 
     def _has_room(self, spec: HandlerSpec) -> bool:
@@ -82,20 +87,10 @@ class Scheduler:
             return False
         self.running += 1
         self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
-        job.state.tasks.add(self._loop.create_task(self._run(job)))
+        # No done-callback takes it out again: that is one more loop callback per event
+        # (of four); the task does it itself, in task_ended.
+        job.state.tasks.add(self._loop.create_task(self._runner(job)))
         return True
-
-    async def _run(self, job: Job) -> None:
-        """The job's task: the runner, then out of its partition's task set.
-
-        Taken out here rather than by a done-callback: that is one more loop callback
-        per event (of four), for what a ``finally`` does in the task itself. A task
-        cancelled before it ever ran stays in the set, done; ``state.drain`` skips those.
-        """
-        try:
-            await self._runner(job)
-        finally:
-            job.state.tasks.discard(asyncio.current_task())
 
     def _next_waiting(self) -> Job | None:
         """The first waiting job with room (a per-handler limit may hold the head back)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
 from streamkit.codecs.base import Codec, Decoder, Target
@@ -63,11 +63,18 @@ class HandlerSpec:
     keep_key_order: bool
     max_inflight: int | None = None
     topic: str | None = None  # a topic handler: every record of this topic
+    # Derived once (read per event, where a property would be a call each time):
+    # ``plain``, a sync handler of the payload alone, the runtime's fastest path;
+    # ``awaited_directly``, an async handler with nothing around the call (no thread, no
+    # timeout): its task awaits it as it is.
+    plain: bool = field(init=False)
+    awaited_directly: bool = field(init=False)
 
-    @property
-    def plain(self) -> bool:
-        """A sync handler of the payload alone: the runtime's fastest path."""
-        return not (self.is_async or self.blocking or self.wants_ctx or self.keep_key_order)
+    def __post_init__(self) -> None:
+        plain = not (self.is_async or self.blocking or self.wants_ctx or self.keep_key_order)
+        object.__setattr__(self, "plain", plain)
+        direct = self.is_async and not self.blocking and self.timeout is None
+        object.__setattr__(self, "awaited_directly", direct)
 
     @property
     def inline(self) -> bool:

@@ -76,7 +76,7 @@ def test_a_revoked_waiting_job_does_not_strand_the_next_one() -> None:
         scheduler.running = 1
         scheduler._per_handler[spec] = 1
         scheduler._waiting.extend(jobs)
-        scheduler.task_ended(spec)
+        scheduler.task_ended(jobs[1])  # a job of the handler, as its task would
         assert not scheduler._waiting
         await asyncio.wait(live.tasks, timeout=5)
         assert ran == [1]
