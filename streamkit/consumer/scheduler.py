@@ -36,7 +36,7 @@ class Scheduler:
         self._runner = runner  # the coroutine a launched job runs; it calls task_ended
         self._abandon = abandon  # a waiting job whose partition was revoked
         self._lanes: Lanes[Job] = Lanes(start)
-        self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per handler
+        self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per capped handler
         self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
         self.running = 0  # handler tasks running now (bounded by max_inflight)
 
@@ -67,7 +67,8 @@ class Scheduler:
         """
         job.state.tasks.discard(asyncio.current_task())
         self.running -= 1
-        self._per_handler[job.spec] -= 1
+        if job.spec.max_inflight is not None:
+            self._per_handler[job.spec] -= 1
         # Keep going until a job really starts: a waiting job of a revoked partition is
         # abandoned instead, and must not leave the others waiting with nothing running.
         while self._waiting and self.running < self._max_inflight:
@@ -86,7 +87,8 @@ class Scheduler:
             self._abandon(job)
             return False
         self.running += 1
-        self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
+        if job.spec.max_inflight is not None:  # only a capped handler is counted
+            self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
         job.state.tasks.add(self._loop.create_task(self._runner(job)))

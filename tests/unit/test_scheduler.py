@@ -127,3 +127,49 @@ def test_a_finished_task_leaves_its_partition_task_set_and_running_count() -> No
         assert state.tracker.position == 20
 
     asyncio.run(scenario())
+
+
+def test_a_handler_cap_holds_its_runs_to_max_inflight_and_lets_others_pass() -> None:
+    router = Router()
+    gate = asyncio.Event()
+    running, peak, other = [0], [0], []
+
+    @router.handler("e", ordering="unordered", max_inflight=2)
+    async def capped(data: dict[str, Any]) -> None:
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        await gate.wait()
+        running[0] -= 1
+
+    @router.handler("o", ordering="unordered")
+    async def free(data: dict[str, Any]) -> None:
+        other.append(1)
+
+    class _Other(Msg):
+        def value(self) -> bytes:
+            return encode_envelope("o", {})
+
+    async def scenario() -> None:
+        pipeline = build_pipeline(
+            router,
+            None,  # type: ignore[arg-type]  # no publishes in this test
+            group="g",
+            tiers=tier_map(["t"], "g", 0, router.topic_names),
+            stats=BatchStats(Metrics(), "g"),
+            threads=ThreadPoolExecutor(1),
+            max_inflight=100,
+        )
+        (state,) = pipeline.commits.assign([("t", 0)])
+        for offset in range(10):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        pipeline.dispatcher.take(_Other(0, 10), state)  # type: ignore[arg-type]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert (running[0], peak[0], other) == (2, 2, [1])  # capped at 2; the other ran
+        gate.set()
+        while state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=5)
+        assert peak[0] == 2 and state.tracker.position == 11
+        assert pipeline.dispatcher.scheduler._per_handler == {router.get("e"): 0}
+
+    asyncio.run(scenario())
