@@ -54,6 +54,11 @@ class Lanes(Generic[J]):
         if self._releasing:
             self._again.append(lane)
             return
+        queue = self._busy.get(lane)
+        if not queue:  # the usual case: nothing waits behind it (or nothing held it)
+            if queue is not None:
+                del self._busy[lane]
+            return
         self._releasing = True
         try:
             pending = [lane]
