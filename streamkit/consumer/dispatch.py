@@ -479,4 +479,7 @@ def _call_fn(job: Job, ctx: Context | None) -> None:
 
 
 def _all_done(deliveries: list[Delivery]) -> bool:
-    return all(d.done() and d.exception() is None for d in deliveries)
+    for delivery in deliveries:  # a loop, not all() over a generator: once per event
+        if not delivery.done() or delivery.exception() is not None:
+            return False
+    return True

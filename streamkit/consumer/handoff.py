@@ -77,6 +77,9 @@ class Handoff:
         any other gets a done-callback that comes here through :meth:`call`. Loop thread
         only.
         """
+        if len(deliveries) == 1:  # the usual case (a handler publishes one event)
+            self._when_one_settled(deliveries[0], done)
+            return
         pending = [d for d in deliveries if not d.done()]
         if not pending:
             done(first_error(deliveries))
@@ -87,6 +90,21 @@ class Handoff:
             if not delivery.watch(one):
                 report = report or partial(self.call, one)
                 delivery.add_done_callback(report)
+
+    def _when_one_settled(
+        self, delivery: Delivery, done: Callable[[BaseException | None], None]
+    ) -> None:
+        """:meth:`when_settled` for one delivery: no list, no counter."""
+        if delivery.done():
+            done(delivery.exception())
+            return
+        waiter = partial(_report_one, done)
+        if not delivery.watch(waiter):
+            delivery.add_done_callback(partial(self.call, waiter))
+
+
+def _report_one(done: Callable[[BaseException | None], None], delivery: Delivery) -> None:
+    done(delivery.exception())
 
 
 class _AllSettled:

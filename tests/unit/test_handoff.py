@@ -140,3 +140,28 @@ def test_two_waits_on_one_watched_delivery_are_both_told() -> None:
         assert seen == ["first"]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["with-sink", "done-callback"])
+def test_when_settled_with_one_delivery_tells_its_error_once_on_the_loop(watched: bool) -> None:
+    async def main() -> None:
+        handoff = Handoff(asyncio.get_running_loop())
+        delivery = Delivery(sink=handoff.settled) if watched else Delivery()
+        calls: list[tuple[BaseException | None, bool]] = []
+        told = asyncio.Event()
+
+        def finished(error: BaseException | None) -> None:
+            calls.append((error, threading.get_ident() == threading.main_thread().ident))
+            told.set()
+
+        handoff.when_settled([delivery], finished)
+        assert calls == []  # pending: nothing yet
+        failed = DeliveryFailedError("nope")
+        thread = threading.Thread(target=delivery._settle, args=(None, failed))
+        thread.start()
+        thread.join(5)
+        await asyncio.wait_for(told.wait(), 5)
+        await asyncio.sleep(0.01)
+        assert calls == [(failed, True)]
+
+    asyncio.run(main())
