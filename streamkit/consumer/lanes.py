@@ -55,7 +55,7 @@ class Lanes(Generic[J]):
             self._again.append(lane)
             return
         queue = self._busy.get(lane)
-        if not queue:  # the usual case: nothing waits behind it (or nothing held it)
+        if not queue and not self._again:  # the usual case: nothing waits behind it
             if queue is not None:
                 del self._busy[lane]
             return

@@ -158,7 +158,7 @@ async def drain(states: list[PartitionState], bound: float) -> list[PartitionSta
             for fut in waits:
                 fut.cancel()
     abandoned = [s for s in busy if s.busy]
-    # A task cancelled before it ever ran stays in s.tasks, done (see Scheduler._run).
+    # A task cancelled before it ever ran stays in s.tasks, done (see task_ended).
     leftovers = [task for s in states for task in s.tasks if not task.done()]
     for task in leftovers:
         task.cancel()

@@ -64,7 +64,7 @@ class Context:
         self.timestamp = timestamp  # milliseconds since the epoch, as Kafka records it
         self.group = group
         self._publisher = publisher
-        self._pending: list[Delivery] | None = None  # made by the first publish
+        self._pending: list[Delivery] = []
         self._state: dict[str, Any] | None = None  # made when first asked for
         # The decoded payload the handler gets: for middleware keyed on it (a dedupe key).
         self.payload = payload
@@ -84,8 +84,8 @@ class Context:
         payload: Any,
     ) -> Context:
         """What :meth:`__init__` makes, from the consumed record, for the runtime: a
-        quarter of the cost (no keyword parsing; ``state`` and the deliveries' list are
-        made only if used), and the runtime makes one for every event that wants it."""
+        quarter of the cost (no keyword parsing; ``state`` made only if used), and the
+        runtime makes one for every event that wants it."""
         ctx = cls.__new__(cls)
         ctx.topic = topic
         ctx.partition = partition
@@ -98,7 +98,7 @@ class Context:
         ctx.timestamp = record.timestamp()[1]
         ctx.group = group
         ctx._publisher = publisher
-        ctx._pending = None
+        ctx._pending = []  # not made lazily: publish may be called from a handler's threads
         ctx._state = None
         ctx.payload = payload
         return ctx
@@ -130,16 +130,11 @@ class Context:
         delivery = self._publisher.publish(
             event_type, data, key=key, topic=topic, headers=headers, ctx=self
         )
-        if self._pending is None:
-            self._pending = [delivery]
-        else:
-            self._pending.append(delivery)
+        self._pending.append(delivery)
         return delivery
 
     def pending_deliveries(self) -> list[Delivery]:
         """Deliveries started through this context (used by the runtime)."""
-        if self._pending is None:
-            return []
         return self._pending
 
     def __repr__(self) -> str:

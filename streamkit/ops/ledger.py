@@ -35,8 +35,15 @@ from streamkit.ops.topics import TopicSpec, create
 from streamkit.producer import Delivery, Producer
 
 SUFFIX = ".replayed"
-CONFIG = {"cleanup.policy": "compact"}  # one record per dead letter survives, the newest
+# Compaction drops only exact copies now (the key is the value's digest); it kept the
+# newest record per dead letter in the old format. The topic grows by one small record per
+# DLQ partition and replay batch.
+CONFIG = {"cleanup.policy": "compact"}
 BATCH = 5000
+# The offsets one ledger record may span (first to last): the writer splits at it, the
+# reader ignores a record past it, so a corrupt record cannot make a reader expand
+# billions of offsets.
+MAX_SPAN = 100_000
 Position = tuple[int, int]  # (partition, offset) in the DLQ
 
 
@@ -76,25 +83,41 @@ def read(cluster: Cluster, dlq_topic: str) -> dict[Position, Entry]:
 
 
 def _add(found: dict[Position, Entry], key: bytes | None, value: bytes | None) -> None:
-    """Fold one ledger record in; a record streamkit did not write is ignored."""
+    """Fold one ledger record in; a record streamkit did not write is ignored. The entry
+    with the latest ``at`` wins, whatever the order records are read in."""
     try:
         partition, _, where = (key or b"").partition(b":")  # where: the offset (old format)
         data = orjson.loads(value or b"")
-        entry = Entry(int(data["at"]), str(data["to"]), str(data["group"]))
+        entry = Entry(_int(data["at"]), str(data["to"]), str(data["group"]))
         runs = _runs(data["offsets"]) if "offsets" in data else [(int(where), int(where))]
         p = int(partition)
     except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         return
     for first, last in runs:
-        found.update(dict.fromkeys(((p, o) for o in range(first, last + 1)), entry))
+        for offset in range(first, last + 1):
+            seen = found.get((p, offset))
+            if seen is None or seen.at_ms <= entry.at_ms:
+                found[(p, offset)] = entry
 
 
 def _runs(raw: Any) -> list[tuple[int, int]]:
-    """``[[first, last], ...]`` as ints; ValueError/TypeError if it is anything else."""
-    runs = [(int(first), int(last)) for first, last in raw]
-    if any(last < first for first, last in runs):
-        raise ValueError("a run ends before it starts")
+    """``[[first, last], ...]``: sorted, disjoint, non-negative runs of ints spanning at
+    most MAX_SPAN; ValueError/TypeError for anything else."""
+    runs = [(_int(first), _int(last)) for first, last in raw]
+    previous = -1
+    for first, last in runs:
+        if not previous < first <= last:
+            raise ValueError("runs must be sorted, disjoint and non-negative")
+        previous = last
+    if not runs or runs[-1][1] - runs[0][0] >= MAX_SPAN:
+        raise ValueError("no runs, or spanning too many offsets")
     return runs
+
+
+def _int(raw: Any) -> int:
+    if type(raw) is not int:  # not a bool, a float or a string of digits
+        raise TypeError(f"not an int: {raw!r}")
+    return raw
 
 
 def ensure(cluster: Cluster, dlq_topic: str) -> str:
@@ -122,21 +145,25 @@ def record(
         grouped.setdefault((partition, entry), []).append(offset)
     deliveries = []
     for (partition, entry), offsets in grouped.items():
-        runs = _as_runs(offsets)
-        value = {"at": entry.at_ms, "to": entry.target, "group": entry.group, "offsets": runs}
-        data = orjson.dumps(value)
-        digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-        key = f"{partition}:{runs[0][0]}-{runs[-1][1]}:{digest}".encode()
-        deliveries.append(producer.send(topic, data, key=key))
+        for runs in _as_runs(sorted(offsets)):
+            value = {"at": entry.at_ms, "to": entry.target, "group": entry.group, "offsets": runs}
+            data = orjson.dumps(value)
+            digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+            key = f"{partition}:{runs[0][0]}-{runs[-1][1]}:{digest}".encode()
+            deliveries.append(producer.send(topic, data, key=key))
     return deliveries
 
 
-def _as_runs(offsets: list[int]) -> list[list[int]]:
-    """Sorted offsets as inclusive runs: [3, 4, 5, 9] -> [[3, 5], [9, 9]]."""
-    runs: list[list[int]] = []
-    for offset in sorted(offsets):
-        if runs and offset == runs[-1][1] + 1:
+def _as_runs(offsets: list[int]) -> list[list[list[int]]]:
+    """Sorted offsets as inclusive runs, per record (each spanning under MAX_SPAN):
+    [3, 4, 5, 9] -> [[[3, 5], [9, 9]]]."""
+    records: list[list[list[int]]] = []
+    for offset in offsets:
+        runs = records[-1] if records and offset - records[-1][0][0] < MAX_SPAN else None
+        if runs is None:
+            records.append([[offset, offset]])
+        elif offset == runs[-1][1] + 1:
             runs[-1][1] = offset
         else:
             runs.append([offset, offset])
-    return runs
+    return records

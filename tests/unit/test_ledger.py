@@ -75,5 +75,29 @@ def test_records_streamkit_did_not_write_are_ignored() -> None:
         ("x", b"0:1-2:d", orjson.dumps({"at": 1, "to": "t", "group": "g", "offsets": [[2, 1]]})),
         ("x", b"0:1-2:d", orjson.dumps({"at": 1, "to": "t", "group": "g", "offsets": [3]})),
         ("x", b"0:1", orjson.dumps([1, 2])),
+        ("x", b"0:0-9:d", _value([[0, 9_000_000_000_000]])),  # would expand for hours
+        ("x", b"0:3-4:d", _value(["34"])),  # a string of digits is not a run
+        ("x", b"0:0-1:d", _value([[True, 1]])),
+        ("x", b"0:0-5:d", _value([[0, 3], [2, 5]])),  # overlapping
+        ("x", b"0:0-5:d", _value([[-1, 3]])),
+        ("x", b"0:0-5:d", _value([])),
     ]
     assert _read(bad) == {}
+
+
+def _value(offsets: Any) -> bytes:
+    return orjson.dumps({"at": 1, "to": "t", "group": "g", "offsets": offsets})
+
+
+def test_the_latest_entry_wins_whatever_the_order_records_are_read_in() -> None:
+    old, new = Entry(500, "t1", "g"), Entry(900, "t2", "g")
+    records = _write([((0, 1), new)]) + _write([((0, 1), old)])  # older one read last
+    assert _read(records) == {(0, 1): new}
+
+
+def test_a_batch_wider_than_max_span_is_split_and_every_record_reads() -> None:
+    entry = Entry(1, "t", "g")
+    offsets = [0, 1, ledger.MAX_SPAN - 1, ledger.MAX_SPAN, 3 * ledger.MAX_SPAN]
+    records = _write([((2, o), entry) for o in offsets])
+    assert len(records) == 3
+    assert _read(records) == {(2, o): entry for o in offsets}
