@@ -49,6 +49,7 @@ class FlowControl:
         self._gates: dict[PartitionState, float] = {}  # state -> due time (epoch seconds)
         self._held: set[PartitionState] = set()  # paused by backpressure
         self.backpressure = False
+        self._stopped = False  # pause_all: nothing resumes any more
 
     # -- retry delay gates -------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class FlowControl:
 
     def resume_due(self) -> None:
         """Resume every gated partition whose head record is now due."""
-        if not self._gates:
+        if not self._gates or self._stopped:
             return
         now = time.time()
         due = [s for s, at in self._gates.items() if at <= now]
@@ -100,6 +101,8 @@ class FlowControl:
         The buffer is much larger than the handler concurrency, so the fetch that follows
         a resume (tens of milliseconds) is hidden behind work already in memory.
         """
+        if self._stopped:
+            return
         too_much = buffered >= self._max_buffered or any(
             s.tracker.span >= self._max_pending for s in states
         )
@@ -117,6 +120,7 @@ class FlowControl:
 
     def pause_all(self, states: list[PartitionState]) -> None:
         """Stop fetching everything (shutdown): nothing new is started from here on."""
+        self._stopped = True  # a later check must not resume what shutdown paused
         tps = [TopicPartition(s.topic, s.partition) for s in states]
         if tps:
             self._later(self._consumer.pause, tps)

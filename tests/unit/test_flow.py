@@ -51,3 +51,15 @@ def test_a_partition_assigned_paused_under_backpressure_is_resumed_when_it_clear
     client.pause([new])  # what RebalanceHandler.on_assign does under backpressure
     flow.check(buffered=10, states=[old, new])  # cleared before any check saw `new`
     assert client.calls[-1] == ("resume", [0, 1]) and not flow.backpressure
+
+
+def test_nothing_resumes_after_shutdown_paused_everything() -> None:
+    # Shutdown pauses every partition; work draining afterwards clears backpressure,
+    # and that must not resume fetching for a worker on its way out.
+    client = Client()
+    flow = FlowControl(client, max_buffered=100, max_pending=1_000, later=lambda f, a: f(a))
+    states = [PartitionState("t", p, Tier("t", 0)) for p in (0, 1)]
+    flow.check(buffered=100, states=states)
+    flow.pause_all(states)
+    flow.check(buffered=0, states=states)
+    assert [call for call, _ in client.calls] == ["pause", "pause"]
