@@ -333,10 +333,12 @@ class Dispatcher:
 
     async def _run_task(self, job: Job) -> None:
         spec = job.spec
-        ctx = self._context(job) if spec.wants_ctx or self._chain.active else None
+        ctx: Context | None = None
         started = time.perf_counter()
         error: BaseException | None = None
-        try:
+        try:  # from the first line: whatever happens, task_ended is called
+            if spec.wants_ctx or self._chain.active:
+                ctx = self._context(job)
             if ctx is not None and self._chain.active:
                 await self._chain.run(ctx, partial(self._invoke, job, ctx))
             elif spec.awaited_directly:  # the usual async handler: one coroutine less
@@ -436,7 +438,7 @@ class Dispatcher:
         state = job.state
         if job.lot is not None:
             self.scheduler.occupy(job.lane)  # taken if it ran inline, without it
-            self._track(state, self._lane_held_until_acked(job, deliveries))
+            self._track(job, self._lane_held_until_acked(job, deliveries))
             return
         state.started = max(state.started, job.msg.offset())  # see quiesce's cut
         # Free at once (a no-op for a job that ran inline: no job of its partition held
@@ -459,12 +461,14 @@ class Dispatcher:
             raise
         except Exception as exc:
             error = exc
+        finally:
+            job.state.tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self._settle(job, None, error)
 
-    def _track(self, state: PartitionState, coro: Coroutine[Any, Any, None]) -> None:
-        task = self._loop.create_task(coro)
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+    def _track(self, job: Job, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of ``job``'s partition; it takes itself out as it ends
+        (cancelled before it ran, the drain releases ``job`` for it)."""
+        job.state.tasks[self._loop.create_task(coro)] = partial(self._release, job)
 
     def _release(self, job: Job) -> None:
         job.state.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
+from functools import partial
 from typing import Any
 
 from streamkit.consumer.job import Job
@@ -62,10 +63,10 @@ class Scheduler:
     def task_ended(self, job: Job) -> None:
         """Called by ``job``'s task as it ends, whichever way: room for a waiting job.
 
-        The task leaves its partition's task set here. One cancelled before it ever ran
-        stays there, done (``state.drain`` skips those).
+        The task leaves its partition's task map here. One cancelled before it ever ran
+        stays there, done: ``state.drain`` then calls :meth:`_never_ran` for it.
         """
-        job.state.tasks.discard(asyncio.current_task())
+        job.state.tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self.running -= 1
         if job.spec.max_inflight is not None:
             self._per_handler[job.spec] -= 1
@@ -91,8 +92,14 @@ class Scheduler:
             self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
-        job.state.tasks.add(self._loop.create_task(self._runner(job)))
+        task = self._loop.create_task(self._runner(job))
+        job.state.tasks[task] = partial(self._never_ran, job)
         return True
+
+    def _never_ran(self, job: Job) -> None:
+        """``job``'s task was cancelled before its first step: what its end would do."""
+        self.task_ended(job)
+        self._abandon(job)
 
     def _next_waiting(self) -> Job | None:
         """The first waiting job with room (a per-handler limit may hold the head back)."""

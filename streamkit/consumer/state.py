@@ -71,7 +71,10 @@ class PartitionState:
         # for a lane, so a record may be handled on the spot (dispatch's hot path).
         self.awaiting = 0
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Each running task of this partition -> what undoes its bookkeeping if it is
+        # cancelled before it ever ran (its body, and so its own clean-up, never runs).
+        # A task takes itself out as it ends (see Scheduler.task_ended).
+        self.tasks: dict[asyncio.Task[None], Callable[[], None]] = {}
         self.waiter: asyncio.Future[None] | None = None
         # Exactly-once commit points: the highest offset handed to a handler, and the cut
         # at and above which a queued job is dropped (read again after the commit).
@@ -158,10 +161,25 @@ async def drain(states: list[PartitionState], bound: float) -> list[PartitionSta
             for fut in waits:
                 fut.cancel()
     abandoned = [s for s in busy if s.busy]
-    # A task cancelled before it ever ran stays in s.tasks, done (see task_ended).
     leftovers = [task for s in states for task in s.tasks if not task.done()]
     for task in leftovers:
         task.cancel()
     if leftovers:
         await asyncio.wait(leftovers, timeout=1.0)
+    for state in states:
+        _never_ran(state)
     return abandoned
+
+
+def _never_ran(state: PartitionState) -> None:
+    """Undo the bookkeeping of tasks cancelled before they ever ran.
+
+    A task takes itself out of ``state.tasks`` as it ends; one cancelled before its first
+    step never ran its body, so it is still there, done. A task started just before a
+    drain with bound 0 (a lost partition, an aborted transaction) is one: left as it was,
+    the scheduler's running count, the worker's buffered count and its lane stay taken.
+    """
+    for task, undo in list(state.tasks.items()):
+        if task.done():
+            del state.tasks[task]
+            undo()

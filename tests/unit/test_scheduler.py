@@ -7,6 +7,7 @@ from typing import Any
 from streamkit import Router
 from streamkit.consumer.job import Job
 from streamkit.consumer.pipeline import build_pipeline
+from streamkit.consumer.state import drain
 from streamkit.envelope import encode_envelope
 from streamkit.observability.metrics import Metrics
 from streamkit.observability.stats import BatchStats
@@ -123,7 +124,7 @@ def test_a_finished_task_leaves_its_partition_task_set_and_running_count() -> No
         gate.set()
         await asyncio.wait(list(state.tasks), timeout=5)
         assert len(ran) == 20
-        assert state.tasks == set() and pipeline.dispatcher.running == 0
+        assert state.tasks == {} and pipeline.dispatcher.running == 0
         assert state.tracker.position == 20
 
     asyncio.run(scenario())
@@ -171,5 +172,41 @@ def test_a_handler_cap_holds_its_runs_to_max_inflight_and_lets_others_pass() -> 
             await asyncio.wait(list(state.tasks), timeout=5)
         assert peak[0] == 2 and state.tracker.position == 11
         assert pipeline.dispatcher.scheduler._per_handler == {router.get("e"): 0}
+
+    asyncio.run(scenario())
+
+
+def test_a_task_cancelled_before_it_ever_ran_gives_back_what_it_held() -> None:
+    # A drain with bound 0 (a lost partition, an aborted transaction) can cancel a task
+    # created in the same loop pass: its body, and so its clean-up, never runs. The drain
+    # undoes its bookkeeping, or the running count, the load and its lane stay taken --
+    # and a handler capped at one would never run again.
+    router = Router()
+    ran: list[int] = []
+
+    @router.handler("e", max_inflight=1)
+    async def on(data: dict[str, Any]) -> None:
+        ran.append(1)
+
+    async def scenario() -> None:
+        pipeline = build_pipeline(
+            router,
+            None,  # type: ignore[arg-type]  # no publishes in this test
+            group="g",
+            tiers=tier_map(["t"], "g", 0, router.topic_names),
+            stats=BatchStats(Metrics(), "g"),
+            threads=ThreadPoolExecutor(1),
+            max_inflight=100,
+        )
+        (state,) = pipeline.commits.assign([("t", 0)])
+        pipeline.dispatcher.take(_Event(0, 0), state)  # type: ignore[arg-type]
+        (task,) = state.tasks
+        task.cancel()  # before its first step
+        await drain([state], 0)
+        assert ran == [] and state.tasks == {}
+        assert (pipeline.dispatcher.running, state.running, pipeline.load.buffered) == (0, 0, 0)
+        pipeline.dispatcher.take(_Event(0, 1), state)  # same key: its lane is free again
+        await asyncio.wait(list(state.tasks), timeout=5)
+        assert ran == [1]
 
     asyncio.run(scenario())
