@@ -6,7 +6,7 @@ from typing import Any
 
 from streamkit import Router
 from streamkit.consumer.job import Job
-from streamkit.consumer.pipeline import build_pipeline
+from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.consumer.state import drain
 from streamkit.envelope import encode_envelope
 from streamkit.observability.metrics import Metrics
@@ -43,6 +43,19 @@ class Msg:
         return None
 
 
+def _pipeline(router: Router, *, max_inflight: int) -> Pipeline:
+    """The worker's pipeline without Kafka: no publishes in these tests."""
+    return build_pipeline(
+        router,
+        None,  # type: ignore[arg-type]
+        group="g",
+        tiers=tier_map(["t"], "g", 0, router.topic_names),
+        stats=BatchStats(Metrics(), "g"),
+        threads=ThreadPoolExecutor(1),
+        max_inflight=max_inflight,
+    )
+
+
 def test_a_revoked_waiting_job_does_not_strand_the_next_one() -> None:
     router = Router()
     ran: list[int] = []
@@ -52,15 +65,7 @@ def test_a_revoked_waiting_job_does_not_strand_the_next_one() -> None:
         ran.append(1)
 
     async def scenario() -> None:
-        pipeline = build_pipeline(
-            router,
-            None,  # type: ignore[arg-type]  # no publishes in this test
-            group="g",
-            tiers=tier_map(["t"], "g", 0, router.topic_names),
-            stats=BatchStats(Metrics(), "g"),
-            threads=ThreadPoolExecutor(1),
-            max_inflight=1,
-        )
+        pipeline = _pipeline(router, max_inflight=1)
         live, gone = pipeline.commits.assign([("t", 0), ("t", 1)])
         scheduler = pipeline.dispatcher.scheduler
         spec = router.get("e")
@@ -107,15 +112,7 @@ def test_a_finished_task_leaves_its_partition_task_set_and_running_count() -> No
         ran.append(1)
 
     async def scenario() -> None:
-        pipeline = build_pipeline(
-            router,
-            None,  # type: ignore[arg-type]  # no publishes in this test
-            group="g",
-            tiers=tier_map(["t"], "g", 0, router.topic_names),
-            stats=BatchStats(Metrics(), "g"),
-            threads=ThreadPoolExecutor(1),
-            max_inflight=100,
-        )
+        pipeline = _pipeline(router, max_inflight=100)
         (state,) = pipeline.commits.assign([("t", 0)])
         for offset in range(20):
             pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
@@ -151,15 +148,7 @@ def test_a_handler_cap_holds_its_runs_to_max_inflight_and_lets_others_pass() -> 
             return encode_envelope("o", {})
 
     async def scenario() -> None:
-        pipeline = build_pipeline(
-            router,
-            None,  # type: ignore[arg-type]  # no publishes in this test
-            group="g",
-            tiers=tier_map(["t"], "g", 0, router.topic_names),
-            stats=BatchStats(Metrics(), "g"),
-            threads=ThreadPoolExecutor(1),
-            max_inflight=100,
-        )
+        pipeline = _pipeline(router, max_inflight=100)
         (state,) = pipeline.commits.assign([("t", 0)])
         for offset in range(10):
             pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
@@ -189,15 +178,7 @@ def test_a_task_cancelled_before_it_ever_ran_gives_back_what_it_held() -> None:
         ran.append(1)
 
     async def scenario() -> None:
-        pipeline = build_pipeline(
-            router,
-            None,  # type: ignore[arg-type]  # no publishes in this test
-            group="g",
-            tiers=tier_map(["t"], "g", 0, router.topic_names),
-            stats=BatchStats(Metrics(), "g"),
-            threads=ThreadPoolExecutor(1),
-            max_inflight=100,
-        )
+        pipeline = _pipeline(router, max_inflight=100)
         (state,) = pipeline.commits.assign([("t", 0)])
         pipeline.dispatcher.take(_Event(0, 0), state)  # type: ignore[arg-type]
         (task,) = state.tasks
