@@ -462,13 +462,13 @@ class Dispatcher:
         except Exception as exc:
             error = exc
         finally:
-            job.state.tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            job.state.untrack()
         self._settle(job, None, error)
 
     def _track(self, job: Job, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task of ``job``'s partition; it takes itself out as it ends
         (cancelled before it ran, the drain releases ``job`` for it)."""
-        job.state.tasks[self._loop.create_task(coro)] = partial(self._release, job)
+        job.state.track(self._loop.create_task(coro), partial(self._release, job))
 
     def _release(self, job: Job) -> None:
         job.state.release()

@@ -66,7 +66,7 @@ class Scheduler:
         The task leaves its partition's task map here. One cancelled before it ever ran
         stays there, done: ``state.drain`` then calls :meth:`_never_ran` for it.
         """
-        job.state.tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+        job.state.untrack()
         self.running -= 1
         if job.spec.max_inflight is not None:
             self._per_handler[job.spec] -= 1
@@ -92,8 +92,7 @@ class Scheduler:
             self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
-        task = self._loop.create_task(self._runner(job))
-        job.state.tasks[task] = partial(self._never_ran, job)
+        job.state.track(self._loop.create_task(self._runner(job)), partial(self._never_ran, job))
         return True
 
     def _never_ran(self, job: Job) -> None:

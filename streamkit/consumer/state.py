@@ -73,7 +73,7 @@ class PartitionState:
         self.acks = 0  # retry/DLQ publishes awaiting the broker's acknowledgement
         # Each running task of this partition -> what undoes its bookkeeping if it is
         # cancelled before it ever ran (its body, and so its own clean-up, never runs).
-        # A task takes itself out as it ends (see Scheduler.task_ended).
+        # A task takes itself out as it ends (:meth:`track`, :meth:`untrack`).
         self.tasks: dict[asyncio.Task[None], Callable[[], None]] = {}
         self.waiter: asyncio.Future[None] | None = None
         # Exactly-once commit points: the highest offset handed to a handler, and the cut
@@ -97,6 +97,15 @@ class PartitionState:
         self.notify_if_idle()
         if load.buffered == load.drained_below:
             load.on_drained()
+
+    def track(self, task: asyncio.Task[None], undo: Callable[[], None]) -> None:
+        """``task`` runs work of this partition; ``undo`` gives back what it holds if it
+        is cancelled before its first step (see :func:`drain`)."""
+        self.tasks[task] = undo
+
+    def untrack(self) -> None:
+        """The current task is ending and gives back what it holds itself."""
+        self.tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
     def set_aside(self) -> None:
         """A begun job waits on a dependency: still running (its lane, its offset held),
