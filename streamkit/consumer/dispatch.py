@@ -118,6 +118,11 @@ class Dispatcher:
         load = self.load
         return not (load.buffered or self.scheduler.running or load.acks)
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing started or queued: at most failure records awaiting their acks."""
+        return not (self.load.buffered or self.scheduler.running)
+
     # -- intake ------------------------------------------------------------------------
 
     def take(self, msg: Record, state: PartitionState) -> bool:

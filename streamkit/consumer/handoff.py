@@ -37,9 +37,11 @@ class Handoff:
                 return  # the drain already scheduled takes this one too
             self._scheduled = True
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left
-            self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon_threadsafe(self.run_now)
 
-    def _drain(self) -> None:
+    def run_now(self) -> None:
+        """Run what is queued, here and now (on the loop thread): the loop does it by
+        itself; a caller that cannot give the loop a turn calls it."""
         with self._lock:
             # Cleared before draining: a call made while we drain schedules a new drain
             # (at worst an empty one), so nothing queued is ever left behind.

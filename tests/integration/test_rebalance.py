@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
 
+import streamkit.consumer.pollthread as pollthread
 import streamkit.consumer.runtime as runtime
-from streamkit import Context, Router, Settings, Worker
+from streamkit import Context, FixedBackoff, RetryPolicy, Router, Settings, Worker
 from streamkit.consumer.commits import KafkaCommits
 from streamkit.consumer.rebalance import RebalanceBridge
 from streamkit.consumer.state import Load, PartitionState
 from streamkit.retry.topics import Tier
-from tests.integration.helpers import committed, end_offsets, produce_events, wait_until
+from tests.integration.helpers import (
+    committed,
+    end_offsets,
+    ensure_failure_topics,
+    produce_events,
+    wait_until,
+)
 from tests.integration.inproc import RunningWorker, settings
 
 pytestmark = pytest.mark.kafka
@@ -119,3 +127,68 @@ def test_join_and_leave_mid_stream(
     assert len(handled) == 6000  # nothing lost
     assert {"A", "B"} <= {m for what, m, *_ in JOURNAL if what == "revoked"}
     assert commits_after_revocation(JOURNAL) == []
+
+
+class SettleSpyWorker(SpyWorker):
+    """Counts revokes fired by a poll on the loop thread with failure acks pending."""
+
+    settled = 0
+
+    def _settle_acks(self, timeout: float) -> None:
+        type(self).settled += 1
+        super()._settle_acks(timeout)
+
+
+@pytest.mark.timeout(180)
+def test_a_rebalance_while_failure_records_await_acks_commits_only_what_is_done(
+    kafka_bootstrap: str, make_topic: Any, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync handler failing every 4th event once: the worker polls on the loop thread
+    while retry records await their acks (linger 50 ms keeps some pending), so a revoke
+    fires there and settles them first. Nothing is lost, nothing committed after it."""
+    monkeypatch.setattr(runtime, "RebalanceBridge", SpyBridge)
+    JOURNAL.clear()
+    SettleSpyWorker.settled = 0
+    stuck: list[BaseException] = []  # rebalance work on the loop thread that had to wait
+    real_drive = pollthread._drive
+
+    def drive(coro: Any) -> Any:
+        try:
+            return real_drive(coro)
+        except BaseException as exc:
+            stuck.append(exc)
+            raise
+
+    monkeypatch.setattr(pollthread, "_drive", drive)
+    topic = make_topic("rebal-acks", partitions=6)
+    group = f"g-{unique}"
+    ok: dict[int, int] = {}
+    router = Router(topics=[topic])
+
+    @router.handler("e", retry=RetryPolicy(max_attempts=2, backoff=FixedBackoff(0)))
+    def on(data: dict[str, Any], ctx: Context) -> None:
+        if ctx.attempt == 1 and data["n"] % 4 == 0:
+            raise ValueError("fails once")
+        time.sleep(0.0002)  # busy (polling on the loop thread) when the rebalance hits
+        ok[data["n"]] = ok.get(data["n"], 0) + 1
+
+    def conf(member: str) -> Any:
+        client = {"client.id": member, "linger.ms": "50"}
+        return settings(kafka_bootstrap, group, [topic], kafka=client)
+
+    ensure_failure_topics(kafka_bootstrap, router, topic, group)
+    produce_events(kafka_bootstrap, topic, [("e", {"n": i}, f"k{i}") for i in range(10_000)])
+    a = RunningWorker(router, conf("A"), worker_cls=SettleSpyWorker).start()
+    wait_until(lambda: len(ok) >= 2000, 30, "A to be busy")
+    b = RunningWorker(router, conf("B"), worker_cls=SettleSpyWorker).start()
+    more = [("e", {"n": i}, f"k{i}") for i in range(10_000, 20_000)]
+    produce_events(kafka_bootstrap, topic, more)
+    wait_until(lambda: any(w == "B" for what, w, *_ in JOURNAL if what == "commit"), 30, "B")
+    b.stop()
+    wait_until(lambda: len(ok) >= 20_000, 90, "every event handled")
+    a.stop()
+    assert sorted(ok) == list(range(20_000))  # nothing lost
+    assert {"A", "B"} <= {m for what, m, *_ in JOURNAL if what == "revoked"}
+    assert commits_after_revocation(JOURNAL) == []
+    assert SettleSpyWorker.settled >= 1  # a revoke fired inline with acks pending
+    assert stuck == []  # ...and found them settled: it committed what was done
