@@ -20,6 +20,7 @@ MAIN_VENV_CONTENDERS = {
     "raw_relay",
     "raw_replay",
     "raw_serial_async",
+    "raw_async_workers",
     "streamkit_worker",
     "asyncio_ceiling",
     "asyncio_workers",
