@@ -337,6 +337,15 @@ class Dispatcher:
         self._settle(job, ctx, self._call_sync(job, ctx))
 
     async def _run_task(self, job: Job) -> None:
+        """A launched job's task. It goes on with the job launched as this one settles
+        (:meth:`Scheduler.end_task`) while no handler changed its contextvars; with
+        middleware, whose scopes set them, one task per job."""
+        base = None if self._chain.active else contextvars.copy_context()
+        heir: Job | None = job
+        while heir is not None:
+            heir = await self._run_job(heir, base)
+
+    async def _run_job(self, job: Job, base: contextvars.Context | None) -> Job | None:
         spec = job.spec
         ctx: Context | None = None
         started = time.perf_counter()
@@ -360,9 +369,9 @@ class Dispatcher:
             raise
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
-        self.scheduler.task_ended(job)
         self.stats.duration(spec.event_type, time.perf_counter() - started)
-        self._settle(job, ctx, error)
+        adopt = base is not None and contextvars.copy_context() == base
+        return self.scheduler.end_task(job, partial(self._settle, job, ctx, error), adopt=adopt)
 
     async def _invoke(self, job: Job, ctx: Context | None) -> None:
         spec = job.spec

@@ -1,10 +1,11 @@
 """Scheduler bookkeeping that is hard to reach through a broker."""
 
 import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from streamkit import Router
+from streamkit import Context, Router
 from streamkit.consumer.job import Job
 from streamkit.consumer.pipeline import Pipeline, build_pipeline
 from streamkit.consumer.state import drain
@@ -191,3 +192,61 @@ def test_a_task_cancelled_before_it_ever_ran_gives_back_what_it_held() -> None:
         assert ran == [1]
 
     asyncio.run(scenario())
+
+
+REQUEST: "contextvars.ContextVar[int | None]" = contextvars.ContextVar("request", default=None)
+
+
+def _run_key(router: Router, events: int) -> tuple[Pipeline, Any]:
+    """``events`` events of one key (one lane) through the dispatcher, run to the end."""
+
+    async def scenario() -> tuple[Pipeline, Any]:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        for offset in range(events):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        while state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=5)
+        return pipeline, state
+
+    return asyncio.run(scenario())
+
+
+def test_the_task_of_a_job_runs_the_next_job_of_its_lane() -> None:
+    # A task per event cost as much again as the event's own await (bench s2): the task
+    # that ends takes the job its settling launched, in the lane's order.
+    router = Router()
+    tasks: list[asyncio.Task[Any] | None] = []
+    seen: list[int] = []
+
+    @router.handler("e")  # ordering by key: every event below is in one lane
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        tasks.append(asyncio.current_task())
+        seen.append(ctx.offset)
+        await asyncio.sleep(0)
+
+    pipeline, state = _run_key(router, 5)
+    assert seen == [0, 1, 2, 3, 4]  # lane order kept
+    assert len(set(tasks)) == 1  # one task for the five
+    assert state.tasks == {} and pipeline.dispatcher.running == 0
+    assert state.tracker.position == 5 and pipeline.load.buffered == 0
+
+
+def test_a_handler_that_sets_a_contextvar_does_not_pass_it_to_the_next_event() -> None:
+    # What a job sets stays with it, as in a task of its own: a task whose contextvars a
+    # handler changed runs no further job.
+    router = Router()
+    tasks: list[asyncio.Task[Any] | None] = []
+    before: list[int | None] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        tasks.append(asyncio.current_task())
+        before.append(REQUEST.get())
+        REQUEST.set(ctx.offset)  # e.g. structlog.contextvars.bind_contextvars(...)
+        await asyncio.sleep(0)
+
+    _, state = _run_key(router, 4)
+    assert before == [None, None, None, None]  # no event saw another's
+    assert len(set(tasks)) == 4
+    assert state.tracker.position == 4
