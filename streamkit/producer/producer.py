@@ -45,8 +45,9 @@ class Producer:
     ``topics`` maps event types to topics for :meth:`publish` calls that name none;
     ``default_topic`` catches the rest; ``codec`` encodes values (default: the JSON
     envelope). A background thread serves delivery reports, so nothing is flushed per
-    message. ``on_delivery(outcome, latency)`` hears of each report and ``on_settled`` gets
-    each settled :class:`Delivery`, both in that thread. Implements
+    message (``report_thread=False``: only :meth:`flush` and :meth:`serve_reports` do).
+    ``on_delivery(outcome, latency)`` hears of each report and ``on_settled`` gets each
+    settled :class:`Delivery`, both in the thread that served it. Implements
     :class:`~streamkit.record.Publisher`.
     """
 
@@ -59,6 +60,7 @@ class Producer:
         on_delivery: Callable[[str, float], None] | None = None,
         codec: Codec | None = None,
         on_settled: Callable[[Delivery], None] | None = None,
+        report_thread: bool = True,
     ) -> None:
         conf = {**DEFAULT_SETTINGS, "logger": RDKAFKA_LOG, **settings, **FORCED_SETTINGS}
         try:
@@ -81,8 +83,15 @@ class Producer:
         # Sends refused with _STATE: a transactional producer whose transaction failed
         # refuses every send until it is aborted (exactly-once mode watches this count).
         self.refused = 0
-        self._thread = threading.Thread(target=self._serve, name="streamkit-producer", daemon=True)
-        self._thread.start()
+        # Without it (``report_thread=False``), reports are served only by flush() and
+        # serve_reports(), in the caller's thread: for a caller that flushes per batch
+        # (replay), whose thread a report thread would take the GIL from report by report.
+        self._thread: threading.Thread | None = None
+        if report_thread:
+            self._thread = threading.Thread(
+                target=self._serve, name="streamkit-producer", daemon=True
+            )
+            self._thread.start()
 
     def _serve(self) -> None:
         # Delivery reports are served here, off the event loop; poll returns as soon as a
@@ -215,6 +224,8 @@ class Producer:
         deadline = time.monotonic() + timeout
         while self._overflow and time.monotonic() < deadline:
             self._producer.flush(min(0.05, timeout))
+            if self._thread is None:  # no report thread feeds them in: do it here
+                self._feed()
         left = max(deadline - time.monotonic(), 0.0)
         return int(self._producer.flush(left)) + len(self._overflow)
 
@@ -243,7 +254,8 @@ class Producer:
                     delivery._settle(None, ProducerClosedError("producer closed before sending"))
                 self._overflow.clear()
         self._closed = True
-        self._thread.join(timeout=1.0)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
         return remaining
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -91,3 +92,27 @@ def test_a_full_local_queue_is_waited_out_without_blocking_the_caller(
         offsets = [d.result(30).offset for d in deliveries]
     assert offsets == list(range(2000))  # all delivered, in order
     assert slowest < 0.5  # nothing slept on the caller's thread (was up to 30 s)
+
+
+def test_without_a_report_thread_the_flush_serves_reports_and_feeds_the_overflow(
+    kafka_bootstrap: str, make_topic: Any
+) -> None:
+    # report_thread=False (replay): nothing but flush() serves reports or moves records
+    # from the overflow into librdkafka's full queue; every one is still delivered, in
+    # order, settled by the time flush returns, in the flushing thread.
+    topic = make_topic("no-thread", partitions=1)
+    conf = {"bootstrap.servers": kafka_bootstrap, "queue.buffering.max.messages": 10}
+    threads: set[str] = set()
+    with Producer(
+        conf,
+        report_thread=False,
+        on_settled=lambda _d: threads.add(threading.current_thread().name),
+    ) as producer:
+        assert not any(t.name == "streamkit-producer" for t in threading.enumerate())
+        deliveries = [producer.send(topic, b"%d" % n, key=b"k") for n in range(500)]
+        assert not all(d.done() for d in deliveries)  # nobody served them yet
+        assert producer.flush(30) == 0
+        assert all(d.done() for d in deliveries)
+        offsets = [d.result(0).offset for d in deliveries]
+    assert offsets == list(range(500))
+    assert threads == {threading.current_thread().name}
