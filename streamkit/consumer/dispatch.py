@@ -329,23 +329,15 @@ class Dispatcher:
         if job.spec.is_async or job.spec.blocking or self._task_scopes:
             self.scheduler.launch_or_wait(job)
         else:
-            # Queued sync job: run on the next loop turn, not recursively from release().
-            self._loop.call_soon(self._run_queued_sync, job)
+            # Queued sync job: run on the next loop turn, not recursively from release(),
+            # in a context of its own (not that of the task whose settling started it).
+            self._loop.call_soon(self._run_queued_sync, job, context=self.scheduler.fresh_context())
 
     def _run_queued_sync(self, job: Job) -> None:
         ctx = self._context(job) if job.spec.wants_ctx or self._chain.active else None
         self._settle(job, ctx, self._call_sync(job, ctx))
 
     async def _run_task(self, job: Job) -> None:
-        """A launched job's task. It goes on with the job launched as this one settles
-        (:meth:`Scheduler.end_task`) while no handler changed its contextvars; with
-        middleware, whose scopes set them, one task per job."""
-        base = None if self._chain.active else contextvars.copy_context()
-        heir: Job | None = job
-        while heir is not None:
-            heir = await self._run_job(heir, base)
-
-    async def _run_job(self, job: Job, base: contextvars.Context | None) -> Job | None:
         spec = job.spec
         ctx: Context | None = None
         started = time.perf_counter()
@@ -369,9 +361,9 @@ class Dispatcher:
             raise
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
+        self.scheduler.task_ended(job)
         self.stats.duration(spec.event_type, time.perf_counter() - started)
-        adopt = base is not None and contextvars.copy_context() == base
-        return self.scheduler.end_task(job, partial(self._settle, job, ctx, error), adopt=adopt)
+        self._settle(job, ctx, error)
 
     async def _invoke(self, job: Job, ctx: Context | None) -> None:
         spec = job.spec

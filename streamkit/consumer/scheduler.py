@@ -41,12 +41,10 @@ class Scheduler:
         self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per capped handler
         self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
         self.running = 0  # handler tasks running now (bounded by max_inflight)
-        # Every job's task starts from the worker's context as it was at start-up, not
-        # from whatever context launched it: that may be the task of the job before it,
-        # with what that job's handler set.
+        # Every job starts from the worker's context as it was at start-up, not from the
+        # context that launched it: that may be the task of the job before it, with what
+        # that job's handler set (a contextvar, structlog's bind_contextvars).
         self._context = contextvars.copy_context()
-        self._adopting = False  # a task is ending and may run the next job itself
-        self._heir: Job | None = None  # that next job
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` behind its lane; ``start`` is called once the lane is free."""
@@ -84,28 +82,9 @@ class Scheduler:
             if waiting is None or self._launch(waiting):
                 return
 
-    def end_task(self, job: Job, settle: Callable[[], None], *, adopt: bool) -> Job | None:
-        """``job``'s task is ending: :meth:`task_ended`, then ``settle()``. With ``adopt``,
-        the first job launched meanwhile (the next of its lane, or one waiting for room)
-        is returned for this task to run next, instead of a new task.
-
-        A task per event costs as much again as the event's own await (bench s2). The
-        caller adopts only while no handler changed the task's contextvars, so a job
-        never sees what another job set (as in a task of its own).
-        """
-        self._adopting = adopt
-        try:
-            self.task_ended(job)
-            settle()
-        except BaseException:
-            self._adopting = False
-            heir, self._heir = self._heir, None
-            if heir is not None:  # taken before the failure: it gets a task of its own
-                self._spawn(heir)
-            raise
-        self._adopting = False
-        heir, self._heir = self._heir, None
-        return heir
+    def fresh_context(self) -> contextvars.Context:
+        """A copy of the worker's start-up context, for one job to run in."""
+        return self._context.copy()
 
     def _has_room(self, spec: HandlerSpec) -> bool:
         if self.running >= self._max_inflight:
@@ -120,18 +99,11 @@ class Scheduler:
         self.running += 1
         if job.spec.max_inflight is not None:  # only a capped handler is counted
             self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
-        if self._adopting and self._heir is None:  # the ending task runs it (end_task)
-            self._heir = job
-            job.state.track(asyncio.current_task(), partial(self._never_ran, job))  # type: ignore[arg-type]
-            return True
-        self._spawn(job)
-        return True
-
-    def _spawn(self, job: Job) -> None:
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
-        task = self._loop.create_task(self._runner(job), context=self._context.copy())
+        task = self._loop.create_task(self._runner(job), context=self.fresh_context())
         job.state.track(task, partial(self._never_ran, job))
+        return True
 
     def _never_ran(self, job: Job) -> None:
         """``job``'s task was cancelled before its first step: what its end would do."""

@@ -212,41 +212,50 @@ def _run_key(router: Router, events: int) -> tuple[Pipeline, Any]:
     return asyncio.run(scenario())
 
 
-def test_the_task_of_a_job_runs_the_next_job_of_its_lane() -> None:
-    # A task per event cost as much again as the event's own await (bench s2): the task
-    # that ends takes the job its settling launched, in the lane's order.
-    router = Router()
-    tasks: list[asyncio.Task[Any] | None] = []
-    seen: list[int] = []
-
-    @router.handler("e")  # ordering by key: every event below is in one lane
-    async def on(data: dict[str, Any], ctx: Context) -> None:
-        tasks.append(asyncio.current_task())
-        seen.append(ctx.offset)
-        await asyncio.sleep(0)
-
-    pipeline, state = _run_key(router, 5)
-    assert seen == [0, 1, 2, 3, 4]  # lane order kept
-    assert len(set(tasks)) == 1  # one task for the five
-    assert state.tasks == {} and pipeline.dispatcher.running == 0
-    assert state.tracker.position == 5 and pipeline.load.buffered == 0
-
-
 def test_a_handler_that_sets_a_contextvar_does_not_pass_it_to_the_next_event() -> None:
-    # What a job sets stays with it, as in a task of its own: a task whose contextvars a
-    # handler changed runs no further job.
+    # What a job sets stays with it: the next job of the key is launched from this job's
+    # settling, and used to copy this task's context (structlog's bind_contextvars, say).
     router = Router()
-    tasks: list[asyncio.Task[Any] | None] = []
     before: list[int | None] = []
 
     @router.handler("e")
     async def on(data: dict[str, Any], ctx: Context) -> None:
-        tasks.append(asyncio.current_task())
         before.append(REQUEST.get())
-        REQUEST.set(ctx.offset)  # e.g. structlog.contextvars.bind_contextvars(...)
+        REQUEST.set(ctx.offset)
         await asyncio.sleep(0)
 
     _, state = _run_key(router, 4)
     assert before == [None, None, None, None]  # no event saw another's
-    assert len(set(tasks)) == 4
     assert state.tracker.position == 4
+
+
+class _Sync(Msg):
+    def value(self) -> bytes:
+        return encode_envelope("s", {})
+
+
+def test_a_queued_sync_job_does_not_see_what_the_async_job_before_it_set() -> None:
+    # A sync job queued behind an async one of its key runs in a loop callback that the
+    # async job's settling schedules: in a context of its own, not a copy of that task's.
+    router = Router()
+    seen: list[int | None] = []
+
+    @router.handler("e")
+    async def first(data: dict[str, Any], ctx: Context) -> None:
+        REQUEST.set(ctx.offset)
+        await asyncio.sleep(0)
+
+    @router.handler("s")
+    def then(data: dict[str, Any]) -> None:
+        seen.append(REQUEST.get())
+
+    async def scenario() -> None:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        pipeline.dispatcher.take(_Event(0, 0), state)  # type: ignore[arg-type]
+        pipeline.dispatcher.take(_Sync(0, 1), state)  # type: ignore[arg-type]  same key
+        while state.tracker.position < 2:
+            await asyncio.wait_for(asyncio.sleep(0.001), 5)
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert seen == [None]
