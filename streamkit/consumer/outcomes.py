@@ -209,7 +209,12 @@ class FailurePath:
             self._on_publish(out.key, None)
             return
         next_backoff = min(backoff * 2, REPUBLISH_BACKOFF[1])
-        self._loop.call_later(backoff, self._resend, out, next_backoff)
+        state.load.resending += 1
+        self._loop.call_later(backoff, self._resent, out, next_backoff)
+
+    def _resent(self, out: _Out, backoff: float) -> None:
+        out.state.load.resending -= 1
+        self._resend(out, backoff)
 
     def _count(self, out: _Out) -> None:
         """Count the outcome once the broker has the record: metrics count facts, not plans."""

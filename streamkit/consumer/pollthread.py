@@ -68,7 +68,6 @@ class PollThread:
         self.loop = loop
         self._pool = DaemonExecutor(1, "streamkit-poll")
         self._inline = False  # a poll runs on the loop thread right now
-        self._settle: Callable[[float], None] | None = None  # see inline()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking client call in the poll thread."""
@@ -78,25 +77,24 @@ class PollThread:
         """Queue ``fn(*args)`` behind the calls already queued; do not wait for it."""
         self._pool.submit(fn, *args)
 
-    @contextmanager
-    def inline(self, settle: Callable[[float], None] | None = None) -> Iterator[None]:
-        """Mark a poll made on the loop thread (callbacks must not wait for the loop).
+    @property
+    def inlined(self) -> bool:
+        """True while a poll runs on the loop thread (a callback fired now cannot wait)."""
+        return self._inline
 
-        ``settle(timeout)``, if given, is run before a callback's work: what is still in
-        flight must be settled by it, synchronously, for that work not to wait.
-        """
-        self._inline, self._settle = True, settle
+    @contextmanager
+    def inline(self) -> Iterator[None]:
+        """Mark a poll made on the loop thread (callbacks must not wait for the loop)."""
+        self._inline = True
         try:
             yield
         finally:
-            self._inline, self._settle = False, None
+            self._inline = False
 
     def on_loop(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop from a client callback and return its result."""
-        if self._inline:  # already on the loop thread, with nothing in flight...
-            if self._settle is not None:
-                self._settle(timeout)  # ...once this has settled what still was
-            return _drive(coro)
+        if self._inline:
+            return _drive(coro)  # already on the loop thread, with nothing in flight
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def shutdown(self) -> None:

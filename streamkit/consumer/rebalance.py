@@ -45,6 +45,7 @@ class RebalanceBridge:
         rebalanced: Callable[[str, list[TopicPartition]], None],
         revoke_timeout: float,
         held: Callable[[], bool] = lambda: False,
+        settle: Callable[[float], None] = lambda _timeout: None,
     ) -> None:
         self._poll = poll
         self._commits = commits
@@ -53,6 +54,9 @@ class RebalanceBridge:
         self._rebalanced = rebalanced
         self._revoke_timeout = revoke_timeout
         self._held = held  # backpressure on: new partitions start paused
+        # A revoke fired by a poll on the loop thread cannot wait for the loop: this
+        # settles (bounded, synchronously) the failure records still awaiting acks.
+        self._settle = settle
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """New partitions: fresh state for each, fetching (not paused) from the start.
@@ -71,6 +75,7 @@ class RebalanceBridge:
 
     def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Finish (bounded) or abandon in-flight work, then commit what is done."""
+        self._settle_inline()
         try:
             offsets = self._poll.on_loop(self._revoke(partitions), self._revoke_timeout + 5)
         except Exception:
@@ -85,6 +90,7 @@ class RebalanceBridge:
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Partitions lost (session timed out): drop their work, commit nothing."""
+        self._settle_inline()
         try:
             self._poll.on_loop(self._lose(partitions), timeout=self._revoke_timeout + 5)
         except Exception:
@@ -94,10 +100,22 @@ class RebalanceBridge:
         self._commits.assign((tp.topic, tp.partition) for tp in partitions)
         self._rebalanced("assigned", partitions)
 
+    def _settle_inline(self) -> None:
+        """Inside a poll on the loop thread: settle what can be, before the work that
+        cannot wait (what is still pending after it is abandoned: not committed)."""
+        if not self._poll.inlined:
+            return
+        try:
+            self._settle(self._revoke_timeout)
+        except Exception:  # the revoke itself must still run: detach, commit what is done
+            log.exception("settling acks before a rebalance failed")
+
     async def _revoke(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         states = self._detach(partitions)
-        # New work of these partitions stops here (revoked), in-flight work gets a bound.
-        await self._drain(states, self._revoke_timeout)
+        # New work of these partitions stops here (revoked), in-flight work gets a bound;
+        # none on the loop thread, where _settle_inline has had it already.
+        bound = 0.0 if self._poll.inlined else self._revoke_timeout
+        await self._drain(states, bound)
         self._rebalanced("revoked", partitions)
         return self._commits.positions(states)
 

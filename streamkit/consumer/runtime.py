@@ -212,6 +212,7 @@ class Worker:
             rebalanced=self._rebalanced,
             revoke_timeout=self.settings.revoke_timeout,
             held=lambda: self.flow.backpressure,
+            settle=self._settle_acks,
         )
         self.consumer.subscribe(
             list(self.tiers),
@@ -348,8 +349,11 @@ class Worker:
 
     def _may_poll_now(self, dispatcher: Dispatcher) -> bool:
         """Poll on the loop thread: nothing in flight, or (at-least-once) only failure
-        records awaiting their acks -- a rebalance callback settles those first."""
-        return dispatcher.idle or (dispatcher.quiet and not self.exactly_once)
+        records awaiting their acks -- a rebalance callback settles those first. Not
+        while one waits out a backoff (its publish failed): flushing cannot settle it."""
+        if dispatcher.idle:
+            return True
+        return dispatcher.quiet and not self.exactly_once and not dispatcher.load.resending
 
     def _poll_now(self) -> list[Record]:
         """Take what is ready without leaving the loop thread (no thread hop).
@@ -362,8 +366,7 @@ class Worker:
         failure scenario (bench s4), a quarter of its wall time, while the acks of a few
         failure records were all that kept the worker from polling here.
         """
-        settle = self._settle_acks if self.pipeline.load.acks else None
-        with self.poll.inline(settle):
+        with self.poll.inline():
             msgs = self.consumer.consume(self.settings.batch_size, 0)
         return cast(list[Record], msgs)
 
@@ -371,12 +374,15 @@ class Worker:
         """Before a rebalance callback's work, inside a poll on the loop thread: wait
         (bounded) for the failure records still awaiting acks, and run their callbacks.
 
-        The revoke's drain then finds them settled. One that failed (sent again after a
-        backoff) is still in flight: that callback fails, and commits nothing for the
-        revoked partitions (the next owner handles their events again: at-least-once).
+        Until none is left, or one failed (it waits out a backoff), or ``timeout``: what
+        is still pending then is abandoned by the revoke, its offset not committed (the
+        next owner handles the event again: at-least-once).
         """
-        self.producer.flush(timeout)
-        self._handoff.run_now()
+        load = self.pipeline.load
+        deadline = time.monotonic() + timeout
+        while load.acks and not load.resending and time.monotonic() < deadline:
+            self.producer.flush(max(deadline - time.monotonic(), 0.0))
+            self._handoff.run_now()  # the ack callbacks; a too-large record is resent
 
     def _poll(self, timeout: float) -> list[Record]:
         """Runs in the poll thread: a batch of what is there, else wait for the first one.

@@ -20,13 +20,14 @@ NO_CUT = 1 << 62  # no commit point in progress: every job may start
 class Load:
     """Worker-wide counts of events in memory and failure records awaiting an ack."""
 
-    __slots__ = ("acks", "buffered", "drained_below", "on_drained")
+    __slots__ = ("acks", "buffered", "drained_below", "on_drained", "resending")
 
     def __init__(
         self, on_drained: Callable[[], None] = lambda: None, drained_below: int = 0
     ) -> None:
         self.buffered = 0  # events taken from Kafka, not yet done (bounded by backpressure)
         self.acks = 0  # retry/DLQ/parking publishes not yet acknowledged
+        self.resending = 0  # of those, failed and waiting out a backoff before a resend
         self.on_drained = on_drained  # resume paused partitions now, not at the next poll
         self.drained_below = drained_below
 
@@ -162,7 +163,8 @@ async def drain(states: list[PartitionState], bound: float) -> list[PartitionSta
     Returns the states that still had work at the bound (their events are abandoned).
     """
     busy = [s for s in states if s.busy]
-    waits = [asyncio.ensure_future(s.wait_idle()) for s in busy]
+    # Bound 0 waits for nothing (a revoke on the loop thread cannot: PollThread.inline).
+    waits = [asyncio.ensure_future(s.wait_idle()) for s in busy] if bound > 0 else []
     if waits:
         try:
             await asyncio.wait(waits, timeout=bound)

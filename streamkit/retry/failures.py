@@ -69,24 +69,37 @@ def _format_tb(exc: BaseException, full: bool) -> str:
     return "".join(lines)[-MAX_TRACEBACK:]
 
 
+# Formatted by the traceback module itself: several lines (SyntaxError), or, from Python
+# 3.12, a "Did you mean" hint worked out from the exception's attributes.
+_SLOW_PATH = (SyntaxError, AttributeError, NameError, ImportError)
+
+
 def exception_line(exc: BaseException) -> str:
     """What ``traceback.format_exception_only`` gives for ``exc``, without its cost.
 
     It builds a ``TracebackException`` (a third of a failure's cost on the dispatcher
-    side); for the usual exception, one line of type and message says the same. A
-    ``SyntaxError`` (several lines) or an exception with notes still goes through it.
+    side); for the usual exception, one line of type and message says the same. The
+    kinds it formats otherwise (``_SLOW_PATH``), and an exception with notes, still go
+    through it.
     """
     cls = type(exc)
-    if isinstance(exc, SyntaxError) or getattr(exc, "__notes__", None) is not None:
+    if isinstance(exc, _SLOW_PATH) or _has_notes(exc):
         return "".join(traceback.format_exception_only(cls, exc))
     name, module = cls.__qualname__, cls.__module__
     if module not in ("__main__", "builtins"):
         name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
     try:
         text = str(exc)
-    except Exception:  # as the traceback module says it
+    except BaseException:  # as the traceback module does, whatever str() raised
         text = "<exception str() failed>"
     return f"{name}: {text}\n" if text else f"{name}\n"
+
+
+def _has_notes(exc: BaseException) -> bool:
+    try:
+        return getattr(exc, "__notes__", None) is not None
+    except BaseException:  # a broken __notes__: the traceback module copes with it
+        return True
 
 
 def failure_headers(
