@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Hashable
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ class Job:
 
     __slots__ = (
         "attempt",
+        "context",
         "event_id",
         "event_type",
         "headers",
@@ -51,6 +53,10 @@ class Job:
         self.lane = lane_of(spec, msg)
         self.lot: LotKey | None = None  # set for keep-key-order handlers
         self.held: TransientDependencyError | None = None  # what it waits on (consumer/hold)
+        # The contextvars of whoever took the record (the worker's poll loop, a test's
+        # TestBroker.publish): its handler starts from a copy of them, never from those of
+        # the task or callback that happens to launch it (the job before it in its lane).
+        self.context = contextvars.copy_context()
 
 
 def lane_of(spec: HandlerSpec, msg: Record) -> Hashable | None:

@@ -19,7 +19,7 @@ from streamkit import envelope as env
 from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.parking import ParkingLot, parked_headers, record_id
-from streamkit.consumer.state import PartitionState
+from streamkit.consumer.state import Load, PartitionState
 from streamkit.errors import PermanentError, RecordTooLargeError
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import UNKNOWN_EVENT_TYPE, HandlerSpec, Router
@@ -209,11 +209,12 @@ class FailurePath:
             self._on_publish(out.key, None)
             return
         next_backoff = min(backoff * 2, REPUBLISH_BACKOFF[1])
-        state.load.resending += 1
-        self._loop.call_later(backoff, self._resent, out, next_backoff)
+        load = state.load  # the same object is counted down: an abort may swap state.load
+        load.resending += 1
+        self._loop.call_later(backoff, self._resent, out, next_backoff, load)
 
-    def _resent(self, out: _Out, backoff: float) -> None:
-        out.state.load.resending -= 1
+    def _resent(self, out: _Out, backoff: float, load: Load) -> None:
+        load.resending -= 1
         self._resend(out, backoff)
 
     def _count(self, out: _Out) -> None:

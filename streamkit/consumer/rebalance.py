@@ -90,7 +90,6 @@ class RebalanceBridge:
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Partitions lost (session timed out): drop their work, commit nothing."""
-        self._settle_inline()
         try:
             self._poll.on_loop(self._lose(partitions), timeout=self._revoke_timeout + 5)
         except Exception:
@@ -101,8 +100,9 @@ class RebalanceBridge:
         self._rebalanced("assigned", partitions)
 
     def _settle_inline(self) -> None:
-        """Inside a poll on the loop thread: settle what can be, before the work that
-        cannot wait (what is still pending after it is abandoned: not committed)."""
+        """Inside a poll on the loop thread: settle what can be before a revoke, which
+        cannot wait (what is still pending after it is abandoned: not committed). Not
+        for a loss: nothing is committed then, so nothing is worth waiting for."""
         if not self._poll.inlined:
             return
         try:

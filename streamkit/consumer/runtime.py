@@ -374,13 +374,13 @@ class Worker:
         """Before a rebalance callback's work, inside a poll on the loop thread: wait
         (bounded) for the failure records still awaiting acks, and run their callbacks.
 
-        Until none is left, or one failed (it waits out a backoff), or ``timeout``: what
-        is still pending then is abandoned by the revoke, its offset not committed (the
-        next owner handles the event again: at-least-once).
+        Until only those waiting out a backoff (their publish failed) are left, or
+        ``timeout``: what is still pending then is abandoned by the revoke, its offset
+        not committed (the next owner handles the event again: at-least-once).
         """
         load = self.pipeline.load
         deadline = time.monotonic() + timeout
-        while load.acks and not load.resending and time.monotonic() < deadline:
+        while load.acks > load.resending and time.monotonic() < deadline:
             self.producer.flush(max(deadline - time.monotonic(), 0.0))
             self._handoff.run_now()  # the ack callbacks; a too-large record is resent
 

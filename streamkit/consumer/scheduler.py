@@ -8,7 +8,6 @@ jobs that run as tasks go through :meth:`Scheduler.launch`, which holds them bac
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from functools import partial
@@ -41,10 +40,6 @@ class Scheduler:
         self._per_handler: dict[HandlerSpec, int] = {}  # running tasks per capped handler
         self._waiting: deque[Job] = deque()  # lane free, but no capacity to run yet
         self.running = 0  # handler tasks running now (bounded by max_inflight)
-        # Every job starts from the worker's context as it was at start-up, not from the
-        # context that launched it: that may be the task of the job before it, with what
-        # that job's handler set (a contextvar, structlog's bind_contextvars).
-        self._context = contextvars.copy_context()
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` behind its lane; ``start`` is called once the lane is free."""
@@ -82,10 +77,6 @@ class Scheduler:
             if waiting is None or self._launch(waiting):
                 return
 
-    def fresh_context(self) -> contextvars.Context:
-        """A copy of the worker's start-up context, for one job to run in."""
-        return self._context.copy()
-
     def _has_room(self, spec: HandlerSpec) -> bool:
         if self.running >= self._max_inflight:
             return False
@@ -101,7 +92,9 @@ class Scheduler:
             self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
-        task = self._loop.create_task(self._runner(job), context=self.fresh_context())
+        # In a copy of the job's own context (see Job.context), not that of the caller:
+        # it may be the task of the job before it, with what that job's handler set.
+        task = self._loop.create_task(self._runner(job), context=job.context.copy())
         job.state.track(task, partial(self._never_ran, job))
         return True
 

@@ -186,3 +186,35 @@ def test_keep_key_order_holds_the_key_until_the_publish_is_acked(inline: bool) -
         await until(lambda: handled == [0, 1], "the key's next event after the ack")
 
     asyncio.run(scenario())
+
+
+def test_a_failure_publish_waiting_out_its_backoff_is_counted_until_resent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Load.resending keeps the worker from polling on the loop thread (a revoke fired
+    # there could not settle such a record); it must come back to 0 once it is resent,
+    # on the load it was counted on even if an exactly-once abort swapped state.load.
+    import streamkit.consumer.outcomes as outcomes
+
+    monkeypatch.setattr(outcomes, "REPUBLISH_BACKOFF", (0.01, 0.02))
+    router = Router(topics=["t"], retry=RetryPolicy(max_attempts=2, backoff=FixedBackoff(0)))
+
+    @router.handler("e")
+    def fails(data: dict[str, Any]) -> None:
+        raise ValueError("to the retry tier")
+
+    async def scenario() -> None:
+        pipeline, publisher, state = await pipeline_for(router)
+        shared = state.load
+        pipeline.dispatcher.take(Msg(0, b"k", 0), state)
+        (first,) = publisher.sent
+        settle(first[1], DeliveryFailedError("broker said no"))
+        await until(lambda: shared.resending == 1, "the backoff")
+        assert pipeline.dispatcher.load.acks == 1 and state.tracker.position == 0
+        state.load = type(shared)()  # as quiesce._disown does
+        await until(lambda: len(publisher.sent) == 2, "the resend")
+        assert shared.resending == 0 and state.load.resending == 0
+        settle(publisher.sent[1][1])
+        await until(lambda: state.tracker.position == 1, "the position after the ack")
+
+    asyncio.run(scenario())

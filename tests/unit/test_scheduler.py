@@ -259,3 +259,32 @@ def test_a_queued_sync_job_does_not_see_what_the_async_job_before_it_set() -> No
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
     assert seen == [None]
+
+
+def test_a_job_starts_from_the_context_of_whoever_took_its_record() -> None:
+    # TestBroker.publish in a test that set a tenant id, or the worker's poll loop: the
+    # handler starts from a copy of that caller's contextvars, however late it runs.
+    router = Router()
+    seen: list[tuple[str, int | None]] = []
+
+    @router.handler("e")
+    async def first(data: dict[str, Any], ctx: Context) -> None:
+        seen.append(("async", REQUEST.get()))
+        REQUEST.set(-1)  # its own: not for the event behind it
+        await asyncio.sleep(0)
+
+    @router.handler("s")
+    def then(data: dict[str, Any]) -> None:
+        seen.append(("sync", REQUEST.get()))
+
+    async def scenario() -> None:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        REQUEST.set(7)  # the caller's, as a test body's
+        pipeline.dispatcher.take(_Event(0, 0), state)  # type: ignore[arg-type]
+        pipeline.dispatcher.take(_Sync(0, 1), state)  # type: ignore[arg-type]  same key
+        while state.tracker.position < 2:
+            await asyncio.sleep(0.001)
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert seen == [("async", 7), ("sync", 7)]

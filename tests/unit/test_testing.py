@@ -1,4 +1,5 @@
 import asyncio
+import contextvars
 from typing import Any
 
 from pydantic import BaseModel
@@ -88,3 +89,30 @@ def test_a_config_error_from_ctx_publish_goes_to_the_dlq_at_once() -> None:
     [dead] = broker.dead_letters
     assert dead.header(env.H_ERROR_TYPE) == "ConfigError"
     assert "no topic for event type 'receipt.requested'" in (dead.header(env.H_ERROR_MESSAGE) or "")
+
+
+TENANT: "contextvars.ContextVar[str | None]" = contextvars.ContextVar("tenant", default=None)
+
+
+def test_handlers_see_the_contextvars_the_test_set_before_publishing() -> None:
+    # A test that sets a tenant (or binds structlog values) before publish: async and
+    # sync handlers alike start from that context, as they run for that publish.
+    router = Router(topics=["orders"])
+    seen: list[tuple[str, str | None]] = []
+
+    @router.handler("a")
+    async def on_a(data: dict[str, Any]) -> None:
+        seen.append(("async", TENANT.get()))
+
+    @router.handler("s")
+    def on_s(data: dict[str, Any]) -> None:
+        seen.append(("sync", TENANT.get()))
+
+    async def scenario() -> None:
+        async with TestBroker(router) as broker:
+            TENANT.set("t1")
+            await broker.publish("a", {})
+            await broker.publish("s", {})
+
+    asyncio.run(scenario())
+    assert seen == [("async", "t1"), ("sync", "t1")]
