@@ -331,7 +331,7 @@ class Dispatcher:
         else:
             # Queued sync job: run on the next loop turn, not recursively from release(),
             # in a context of its own (not that of the task whose settling started it).
-            self._loop.call_soon(self._run_queued_sync, job, context=job.context.copy())
+            self._loop.call_soon(self._run_queued_sync, job, context=job.context)
 
     def _run_queued_sync(self, job: Job) -> None:
         ctx = self._context(job) if job.spec.wants_ctx or self._chain.active else None

@@ -92,9 +92,9 @@ class Scheduler:
             self._per_handler[job.spec] = self._per_handler.get(job.spec, 0) + 1
         # No done-callback takes it out again: that is one more loop callback per event
         # (of four); the task does it itself, in task_ended.
-        # In a copy of the job's own context (see Job.context), not that of the caller:
+        # In the job's own context (see Job.context), not that of the caller:
         # it may be the task of the job before it, with what that job's handler set.
-        task = self._loop.create_task(self._runner(job), context=job.context.copy())
+        task = self._loop.create_task(self._runner(job), context=job.context)
         job.state.track(task, partial(self._never_ran, job))
         return True
 
