@@ -115,8 +115,7 @@ class Dispatcher:
     @property
     def idle(self) -> bool:
         """Nothing started, queued or awaiting an acknowledgement."""
-        load = self.load
-        return not (load.buffered or self.scheduler.running or load.acks)
+        return self.quiet and not self.load.acks
 
     @property
     def quiet(self) -> bool:
