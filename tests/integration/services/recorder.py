@@ -1,7 +1,9 @@
 """A service whose handlers append what they handled to $STREAMKIT_TEST_OUT.
 
 One ``os.write`` per event on an O_APPEND descriptor: a line survives SIGKILL, and lines
-from several processes do not interleave.
+from several processes do not interleave. ``$STREAMKIT_TEST_PACE`` (seconds) makes each
+event take at least that long, so that a test can kill the service half-way through a
+backlog, whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ _fd = os.open(
 )
 
 
+_PACE = float(os.environ.get("STREAMKIT_TEST_PACE", "0"))
+
+
 def record(kind: str, ctx: Context, extra: str = "") -> None:
+    if _PACE:
+        time.sleep(_PACE)
     key = ctx.key.decode() if ctx.key else "-"
     os.write(_fd, f"{kind} {ctx.partition} {ctx.offset} {key} {os.getpid()} {extra}\n".encode())
 
