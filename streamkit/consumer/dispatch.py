@@ -238,12 +238,40 @@ class Dispatcher:
         what :meth:`_run_inline` does for such a handler, without a Job unless the outcome
         needs one."""
         ctx = self._plain_context(msg, state, payload, meta)
-        call = partial(spec.fn, payload, ctx) if spec.wants_ctx else partial(spec.fn, payload)
         if self._chain.active:
+            call = partial(spec.fn, payload, ctx) if spec.wants_ctx else partial(spec.fn, payload)
             error = contextvars.copy_context().run(self._timed_sync, spec.event_type, ctx, call)
-        else:
-            error = self._timed_sync(spec.event_type, None, call)
-        if error is None and not ctx.pending_deliveries():
+            self._scoped_outcome(msg, state, spec, (payload, meta, ctx), error)
+            return
+        # No scopes: the handler called right here, as _run_plain does (no partial and no
+        # _timed_sync frame: ~0.3 us of the ~1 us a Context adds per event).
+        label = spec.event_type
+        started = time.perf_counter()
+        try:
+            spec.fn(payload, ctx) if spec.wants_ctx else spec.fn(payload)
+        except BaseException as exc:  # see _timed_sync: a handler failure is data
+            self.stats.duration(label, time.perf_counter() - started)
+            self._scoped_outcome(msg, state, spec, (payload, meta, ctx), exc)
+            return
+        if ctx._pending:  # its publishes: done once they are acknowledged
+            self.stats.duration(label, time.perf_counter() - started)
+            self._scoped_outcome(msg, state, spec, (payload, meta, ctx), None)
+            return
+        self.stats.ok(state.topic, label, time.perf_counter() - started)
+        state.tracker.done_inline(msg.offset())  # state.done_now, one call less per event
+
+    def _scoped_outcome(
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        ran: tuple[object, Meta, Context],
+        error: BaseException | None,
+    ) -> None:
+        """The outcome of a handler run by :meth:`_run_scoped` (its duration counted):
+        ``ran`` is its payload, meta and context."""
+        payload, meta, ctx = ran
+        if error is None and not ctx._pending:
             self.stats.count(state.topic, spec.event_type, "ok")
             state.done_now(msg)
             return
