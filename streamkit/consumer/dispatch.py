@@ -143,20 +143,26 @@ class Dispatcher:
             bad = DecodeError("undecodable header name (not UTF-8)", raw=msg.value())
             self.failures.bad_input(msg, None, state, bad, 1)
             return True
-        if state.tier.n:
-            if self.gate is not None and self.gate(msg, headers, state):
-                return False
-        elif state.running == state.awaiting:  # no job holds or waits for a lane
+        retry = state.tier.n
+        if retry and self.gate is not None and self.gate(msg, headers, state):
+            return False
+        if state.running == state.awaiting:  # no job holds or waits for a lane
             spec = self._inline.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
-            if spec is not None and self._run_fast(msg, state, spec, headers):
+            if spec is not None and self._run_fast(msg, state, spec, headers, retry):
                 return True
         self.handle(msg, state, headers)
         return True
 
     def _run_fast(
-        self, msg: Record, state: PartitionState, spec: HandlerSpec, headers: Headers | None
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        headers: Headers | None,
+        retry: int,
     ) -> bool:
-        """The hot path: a sync handler named by the header, no lane of its partition busy.
+        """The hot path: a sync handler named by the header, no lane of its partition busy
+        (a retry tier's record too, ``retry`` its tier: its attempt is in its headers).
 
         What :meth:`handle` would do for such a record, without its routing steps; False
         (nothing done) for anything unusual -- an empty value, a decode error -- which
@@ -169,7 +175,8 @@ class Dispatcher:
             payload, event_id = spec.decode(value, NOT_PARSED)
         except Exception:
             return False
-        meta: Meta = (event_id, spec.event_type, 1, headers)
+        attempt = (env.header_int(headers, env.H_ATTEMPT) or 1) if retry else 1
+        meta: Meta = (event_id, spec.event_type, attempt, headers)
         if self._chain.active or spec.wants_ctx:  # sync scopes only (see _task_scopes)
             self._run_scoped(msg, state, spec, payload, meta)
         else:

@@ -93,6 +93,31 @@ def test_after_max_attempts_the_event_is_in_the_dlq_with_its_headers(run_on: Run
     run_on(router, scenario)
 
 
+def test_a_handler_without_a_context_counts_its_attempts_through_the_tiers(
+    run_on: Run,
+) -> None:
+    # The worker's hot path takes a retry tier's record too: its attempt is read from
+    # the record's headers there, whether or not the handler asks for a Context.
+    router, calls = _router(), []
+
+    @router.handler("order.created")
+    def on(order: Order) -> None:
+        calls.append(order.order_id)
+        raise RuntimeError("always down")
+
+    async def scenario(b: Backend) -> None:
+        await b.send("order.created", {"order_id": "o1", "amount_cents": 1}, key="o1")
+        await b.settle()
+        assert calls == ["o1"] * 3
+        [second] = await b.records(router.topic_names.retry(b.source, b.group, 2))
+        assert second.header(env.H_ATTEMPT) == "3"
+        [dead] = await b.records(router.topic_names.dlq(b.source, b.group))
+        assert dead.header(env.H_ATTEMPT) == "3"
+        assert dead.header(env.H_ORIGINAL_OFFSET) == "0"
+
+    run_on(router, scenario)
+
+
 def test_a_non_retryable_error_goes_to_the_dlq_on_the_first_attempt(run_on: Run) -> None:
     router = Router(topics=["orders"], retry=RetryPolicy(3, FixedBackoff(0), (ValueError,)))
     attempts: list[int] = []
