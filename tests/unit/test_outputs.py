@@ -163,6 +163,7 @@ def test_a_failed_publish_takes_its_event_down_the_failure_path() -> None:
         assert state.tracker.position == 0, "done before its retry record was acked"
         settle(publisher.to(retry_topic)[0])
         await until(lambda: state.tracker.position == 1, "done once the retry is acked")
+        assert (state.running, state.awaiting, state.load.buffered, state.acks) == (0, 0, 0, 0)
 
     asyncio.run(scenario())
 
