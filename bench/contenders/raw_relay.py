@@ -1,8 +1,9 @@
 """The consume -> transform -> publish baseline: a hand-written confluent-kafka loop.
 
 consume(500) -> ``model_validate_json`` -> one produced envelope per event -> ``flush``
-(every output acknowledged) -> one asynchronous commit of the batch's offsets: the least
-an at-least-once relay does (commit before the flush and a crash loses outputs).
+(every output settled; a failed delivery stops the loop uncommitted) -> one asynchronous
+commit of the batch's offsets: the least an at-least-once relay does (commit before the
+flush and a crash loses outputs; commit past a failed delivery and it is lost).
 """
 
 from __future__ import annotations

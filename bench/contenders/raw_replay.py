@@ -1,9 +1,10 @@
 """Scenario 6's reference: a hand-written consume -> produce loop over a DLQ.
 
 consume(500) -> produce each record as it is (key, value, headers) to the retry tier ->
-``flush`` (every copy acknowledged) -> one asynchronous commit of the batch: the least a
-replay that loses nothing does. No header rewriting and no ledger (streamkit's replay
-writes a ledger record per replayed record, so a rerun skips it).
+``flush`` (every copy settled; a failed one stops the loop uncommitted) -> one asynchronous
+commit of the batch: the least a replay that loses nothing does. No header rewriting and
+no ledger (streamkit's replay writes a ledger record per replayed record, so a rerun
+skips it).
 """
 
 from __future__ import annotations

@@ -40,20 +40,29 @@ def close(c: Consumer) -> None:
     c.close()
 
 
-def producer(spec: dict[str, Any]) -> Producer:
-    """The producer settings streamkit uses (idempotent, acks=all, lz4, linger 5 ms)."""
+def producer(spec: dict[str, Any], failed: Callable[[Any, Any], None]) -> Producer:
+    """The producer settings streamkit uses (idempotent, acks=all, lz4, linger 5 ms).
+
+    ``failed(err, msg)`` hears of each failed delivery, and only of those
+    (``delivery.report.only.error``): ``flush`` returns once every record is settled,
+    acknowledged or not, so a loop that loses nothing must hear of the failures -- and
+    the successes then cost it nothing.
+    """
     return Producer({"bootstrap.servers": spec["bootstrap"], "enable.idempotence": True,
-                     "acks": "all", "linger.ms": 5, "compression.type": "lz4"})  # fmt: skip
+                     "acks": "all", "linger.ms": 5, "compression.type": "lz4",
+                     "delivery.report.only.error": True, "on_delivery": failed})  # fmt: skip
 
 
 def produce_loop(spec: dict[str, Any], send: Callable[[Producer, Any], None]) -> dict[str, Any]:
     """consume(500) -> ``send(producer, record)`` each -> flush -> one async commit per batch.
 
     The least an at-least-once consume -> produce loop does: every output acknowledged
-    before its input is committed (commit before the flush and a crash loses outputs).
+    before its input is committed (commit before the flush and a crash loses outputs;
+    commit after a failed delivery and the output is lost).
     """
     rec = Recorder(spec)
-    c, p = consumer(spec), producer(spec)
+    failures: list[Any] = []
+    c, p = consumer(spec), producer(spec, lambda err, _msg: failures.append(err))
     done = False
     while not done:
         msgs = c.consume(500, 0.1)
@@ -65,7 +74,10 @@ def produce_loop(spec: dict[str, Any], send: Callable[[Producer, Any], None]) ->
                 done, msgs = True, msgs[: i + 1]  # commit only what was handled
                 break
         if msgs:
-            p.flush(30)
+            # Not committed past an output that was not acknowledged: stop (a rerun
+            # handles the batch again).
+            if p.flush(30) or failures:
+                raise RuntimeError(f"outputs not delivered: {failures[:1] or 'flush timed out'}")
             commit_batch(c, msgs)
     close(c)
     return rec.result(spec)

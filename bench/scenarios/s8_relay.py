@@ -128,7 +128,8 @@ def _notes(b: Bench) -> list[str]:
         "Defaults: commit_interval 1 s, librdkafka retry.backoff.ms 100 ms; exactly-once: "
         "one transaction per commit interval, quiesced at each commit point.",
         "Raw loop: consume(500), validate, produce one envelope per event, flush, then one "
-        "async commit per batch.",
+        "async commit per batch, unless a delivery failed (reports of failures only: "
+        "delivery.report.only.error).",
         "Peers, their defaults, the same output (JSON envelope, key the order id, header "
         "event_type=order.relayed): Quix Streams apply -> set_headers -> sdf.to_topic, "
         "at-least-once checkpoints (every 5 s and at stop: flush the producer, then "
