@@ -69,7 +69,7 @@ def run(b: Bench) -> ScenarioResult:
         "events waiting (not per event), each batch committed once it and those before it "
         "were handled. Its gap to the ceiling is the cost of Kafka and validation alone; "
         "streamkit's gap to it is routing, offsets per event, lanes, metrics and a task "
-        "per event.",
+        "for each event that finds no task ending (one that ends takes the next job).",
         "Quix Streams has no async handlers (a sync 5 ms wait runs one at a time, ~200/s): "
         "not run.",
     ]

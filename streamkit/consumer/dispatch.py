@@ -396,7 +396,7 @@ class Dispatcher:
             raise
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
-        self.scheduler.task_ended(job)
+        self.scheduler.job_ending(job)  # the job launched from here on runs in this task
         self.stats.duration(spec.event_type, time.perf_counter() - started)
         self._settle(job, ctx, error)
 

@@ -8,6 +8,7 @@ from typing import Any
 from streamkit import Context, Router
 from streamkit.consumer.job import Job
 from streamkit.consumer.pipeline import Pipeline, build_pipeline
+from streamkit.consumer.scheduler import RUN_LENGTH
 from streamkit.consumer.state import drain
 from streamkit.envelope import encode_envelope
 from streamkit.observability.metrics import Metrics
@@ -288,3 +289,79 @@ def test_a_job_starts_from_the_context_of_whoever_took_its_record() -> None:
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
     assert seen == [("async", 7), ("sync", 7)]
+
+
+def test_the_jobs_of_a_busy_lane_run_one_after_another_in_one_task() -> None:
+    # The task of a job that ends takes the next job of its lane (no task per event),
+    # each in its own contextvars (the test above), and hands over to a fresh task after
+    # RUN_LENGTH jobs in a row.
+    router = Router()
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any]) -> None:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)
+
+    events = RUN_LENGTH + 3
+    pipeline, state = _run_key(router, events)
+    assert state.tracker.position == events
+    assert len({id(t) for t in tasks[: RUN_LENGTH + 1]}) == 1  # the first and 64 handed on
+    assert tasks[RUN_LENGTH + 1] is not tasks[0]  # then a task of its own
+    assert pipeline.dispatcher.running == 0 and state.tasks == {}
+
+
+def test_a_handler_that_never_awaits_does_not_keep_the_loop_from_others() -> None:
+    # A handed-over job starts within the same loop step: with nothing to await, a lane
+    # of them would run without a break. A fresh task every RUN_LENGTH jobs gives the
+    # loop its turn, as a task per event did.
+    router = Router()
+    done: list[int] = []
+    turns: list[int] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any]) -> None:
+        done.append(1)
+
+    async def scenario() -> None:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        for offset in range(3 * RUN_LENGTH):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        asyncio.get_running_loop().call_soon(lambda: turns.append(len(done)))
+        while state.tracker.position < 3 * RUN_LENGTH:
+            await asyncio.wait_for(asyncio.sleep(0), 5)
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert turns and turns[0] <= RUN_LENGTH + 1
+
+
+def test_a_handed_over_job_cancelled_by_a_drain_is_not_done_and_holds_nothing() -> None:
+    # Revoked while the second job of a lane runs in the first one's task: that task is
+    # cancelled, the job is not done (not committed: the next owner handles it), and the
+    # running count, the partition's tasks and the load are given back.
+    router = Router()
+    gate = asyncio.Event()
+    entered: list[int] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        entered.append(ctx.offset)
+        if ctx.offset == 1:
+            await gate.wait()  # never set: only the drain ends it
+
+    async def scenario() -> None:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        for offset in range(3):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        (first,) = state.tasks
+        while entered != [0, 1]:
+            await asyncio.wait_for(asyncio.sleep(0), 5)
+        assert list(state.tasks) == [first]  # the second job runs in the first one's task
+        abandoned = await asyncio.wait_for(drain([state], 0), 5)
+        assert abandoned == [state] and first.cancelled()
+        assert state.tracker.position == 1  # offset 0 done; 1 was cut short, 2 never ran
+        assert (pipeline.dispatcher.running, state.running, state.tasks) == (0, 0, {})
+
+    asyncio.run(scenario())
