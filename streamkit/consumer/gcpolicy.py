@@ -1,4 +1,4 @@
-"""The worker's garbage-collector policy, for as long as it runs.
+"""The worker's garbage-collector policy, for as long as it runs (replay uses it too).
 
 The hot path allocates a few container objects per event (job, context, payload, task)
 that die within milliseconds, and whatever lives longer (modules, schemas, clients, the
