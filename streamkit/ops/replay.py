@@ -91,6 +91,7 @@ class Replayer:
         self._blocked: set[int] = set()  # partitions with a failed record: never committed again
         self._started = 0.0
         self._paced = 0
+        self._flushed = False  # the last batch flush left nothing in flight
         self._replayed: dict[ledger.Position, ledger.Entry] = {}  # the ledger at the start
 
     def run(self) -> ReplayReport:
@@ -108,7 +109,10 @@ class Replayer:
         if not opts.dry_run:
             # Reports served by the flush of each batch, in this thread: a report thread
             # took the GIL from the sending loop report by report (+13 % without it).
-            self._producer = Producer(self.cluster.producer_settings(), report_thread=False)
+            # Failures only: a record the flush that emptied the queue did not report
+            # failed was acknowledged (see _outcome), and no report is served per record.
+            settings = {**self.cluster.producer_settings(), "delivery.report.only.error": True}
+            self._producer = Producer(settings, report_thread=False)
         try:
             spans = self._spans(consumer, parts)
             self.report.total = sum(s.size for s in spans)
@@ -260,7 +264,7 @@ class Replayer:
         if self._producer is None or not items:
             return  # dry run: nothing sent, nothing committed
         # Served here, the delivery reports need no hand-off to the producer's thread.
-        self._producer.flush(ACK_TIMEOUT)
+        self._flushed = self._producer.flush(ACK_TIMEOUT) == 0
         positions: dict[int, int] = {}
         sent: list[_Item] = []
         for item in items:
@@ -289,8 +293,8 @@ class Replayer:
             entries[i.target] = entry
             done.append(((i.partition, i.offset), entry))
         deliveries = ledger.record(self._producer, self.options.dlq_topic, done)
-        self._producer.flush(ACK_TIMEOUT)
-        errors = (_outcome(delivery) for delivery in deliveries)
+        flushed = self._producer.flush(ACK_TIMEOUT) == 0
+        errors = (_outcome(delivery, flushed) for delivery in deliveries)
         exc = next((error for error in errors if error is not None), None)
         if exc is not None:
             raise OpsError(
@@ -304,7 +308,7 @@ class Replayer:
             return False
         if item.delivery is None:
             return True
-        error = _outcome(item.delivery)
+        error = _outcome(item.delivery, self._flushed)
         if error is not None:
             self._failed(item, error)
             return False
@@ -331,10 +335,16 @@ class Replayer:
             ) from None
 
 
-def _outcome(delivery: Delivery) -> BaseException | None:
-    """After the batch's flush: the delivery's error, or None if acknowledged. Reports
-    are served by that flush alone (no report thread): one still pending then will not
-    settle by waiting, the flush ran out of time for it."""
-    if not delivery.done():
-        return concurrent.futures.TimeoutError(f"not acknowledged within {ACK_TIMEOUT:.0f} s")
-    return delivery.exception()
+def _outcome(delivery: Delivery, flushed: bool) -> BaseException | None:
+    """After the batch's flush: the delivery's error, or None if acknowledged.
+
+    Reports are served by that flush alone (no report thread), and only failures are
+    reported: a delivery still unsettled was acknowledged if the flush emptied the queue
+    (``flushed``: nothing in flight, every failure served), else the flush ran out of
+    time with records in flight and whether this one made it is unknown.
+    """
+    if delivery.done():
+        return delivery.exception()
+    if flushed:
+        return None
+    return concurrent.futures.TimeoutError(f"not acknowledged within {ACK_TIMEOUT:.0f} s")

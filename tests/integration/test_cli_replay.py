@@ -3,6 +3,7 @@ other groups see nothing twice, filters, dry run, resume after SIGINT, bad input
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections import Counter
@@ -369,3 +370,36 @@ def test_bad_input_gives_one_clear_line(
     down = run_cli("replay", topic, "-b", nobody, env_vars={"STREAMKIT_CONNECT_TIMEOUT": "1"})
     assert down.exit_code == 3
     assert "no Kafka broker at 127.0.0.1:" in one_error_line(down)
+
+
+@pytest.mark.timeout(180)
+def test_a_record_the_broker_refuses_is_not_counted_replayed_and_the_next_run_sends_it(
+    kafka_bootstrap: str, make_topic: Callable[..., str], unique: str
+) -> None:
+    # Only failures are reported to a replay (delivery.report.only.error): a refused
+    # record must still fail, stop its partition's progress and stay out of the ledger,
+    # so that a later replay sends it, and nothing else twice.
+    dlq = make_topic("refused.dlq", partitions=1)
+    small = make_topic("small", partitions=1, config={"max.message.bytes": "4000"})
+    roomy = make_topic("roomy", partitions=1)
+    big = [("padding", os.urandom(20_000))]  # refused by `small`, even compressed
+    specs = [
+        DeadLetterSpec(i, f"src-{unique}", "g", partition=0, user_headers=big if i == 4 else [])
+        for i in range(10)
+    ]
+    produce_dead_letters(kafka_bootstrap, dlq, specs)
+
+    first = run_cli("replay", dlq, "--to", small, "-b", kafka_bootstrap, "--json")
+    assert first.exit_code != 0 and "RecordTooLargeError" in first.stderr, first.stderr
+    report = orjson.loads(first.stdout)
+    assert report["failed"] >= 1 and report["replayed"] + report["failed"] == 10
+    progress = committed(kafka_bootstrap, f"streamkit-replay.{dlq}", dlq, 1)[0]
+    assert progress <= 4  # never past the refused record (-1001: nothing committed)
+    landed = replayed_from(read_all(kafka_bootstrap, small, report["replayed"]))
+    assert len(landed) == report["replayed"] and _position(dlq, 4, 1) not in landed
+
+    second = json_of(run_cli("replay", dlq, "--to", roomy, "-b", kafka_bootstrap, "--json"))
+    assert second["failed"] == 0 and second["replayed"] == report["failed"]
+    again = replayed_from(read_all(kafka_bootstrap, roomy, second["replayed"]))
+    assert _position(dlq, 4, 1) in again
+    assert sorted(landed + again) == sorted(_position(dlq, i, 1) for i in range(10))
