@@ -16,28 +16,38 @@ from typing import Any
 
 
 class InContext:
-    """``await InContext(coro, context)``: ``await coro`` with every step in ``context``."""
+    """``await InContext(coro, context)``: ``await coro`` with every step in ``context``.
 
-    __slots__ = ("_context", "_coro")
+    ``context`` None: the awaiting task's own (it must not be entered twice: a job in the
+    context of the task that runs it goes without one). ``suspended`` tells, once
+    awaited, whether ``coro`` ever gave the loop a turn.
+    """
 
-    def __init__(self, coro: Coroutine[Any, Any, None], context: contextvars.Context) -> None:
+    __slots__ = ("_context", "_coro", "suspended")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None
+    ) -> None:
         self._coro = coro
         self._context = context
+        self.suspended = False
 
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, run = self._coro, self._context.run
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, context = self._coro, self._context
+        run = None if context is None else context.run
         send: Any = coro.send
         step, arg = send, None
         while True:
             try:
-                yielded = run(step, arg)
-            except StopIteration:
-                return
+                yielded = step(arg) if run is None else run(step, arg)
+            except StopIteration as done:
+                return done.value
+            self.suspended = True
             try:
                 arg = yield yielded
                 step = send
             except GeneratorExit:  # the task is being closed unfinished: so is the job
-                coro.close()
+                coro.close() if run is None else run(coro.close)
                 raise
             except BaseException as exc:  # thrown into the task (cancelled): pass it on
                 step, arg = coro.throw, exc

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from functools import partial
 from typing import Any
 
@@ -24,8 +24,7 @@ from streamkit.consumer.lanes import Lanes
 from streamkit.handlers.registry import HandlerSpec
 
 Runner = Callable[[Job], Coroutine[Any, Any, None]]
-# Jobs one task runs in a row before the next gets a task of its own: a job that never
-# waits (an async handler with no await) would otherwise keep the loop to itself.
+# Jobs one task runs in a row before the next gets a task of its own (see _work).
 RUN_LENGTH = 64
 
 
@@ -125,10 +124,17 @@ class Scheduler:
         job.state.track(task, partial(self._never_ran, job))
 
     async def _work(self, job: Job) -> None:
-        """A task's body: ``job``, then each job handed over to it as one ends, up to
-        :data:`RUN_LENGTH` of them (the next then gets a task of its own)."""
+        """A task's body: ``job``, then each job handed over to it as one ends.
+
+        Only after a job that gave the loop a turn, and at most :data:`RUN_LENGTH` in a
+        row: jobs that never wait would otherwise run back to back in one loop step (a
+        fresh task gives the loop its turn between them, as a task per job did). Nor in
+        a task whose cancellation a handler swallowed: it should end, not go on.
+        """
         task: Any = asyncio.current_task()
-        run: Awaitable[None] = self._runner(job)  # the task's own context is job's
+        own = job.context  # the task's: entered already while it runs, never again
+        run = InContext(self._runner(job))
+        del job  # not kept alive by the task for as long as it runs
         for left in range(RUN_LENGTH, -1, -1):
             try:
                 await run
@@ -138,11 +144,12 @@ class Scheduler:
             handed = self._take()
             if handed is None:
                 return
-            if not left:
+            if not (left and run.suspended) or task.cancelling():
                 self._spawn(handed)
                 return
             handed.state.track(task, partial(self._never_ran, handed))
-            run = InContext(self._runner(handed), handed.context)
+            context = None if handed.context is own else handed.context
+            run = InContext(self._runner(handed), context)
 
     def _take(self) -> Job | None:
         """The job handed over as the last one ended, if any (and no more of them)."""

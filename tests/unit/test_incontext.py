@@ -68,3 +68,40 @@ def test_an_error_of_the_coroutine_reaches_the_awaiting_task() -> None:
 
     with pytest.raises(ValueError, match="bad"):
         asyncio.run(main())
+
+
+def test_the_value_comes_back_and_suspended_says_whether_the_loop_had_a_turn() -> None:
+    async def quick() -> int:
+        return 1
+
+    async def slow() -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    async def main() -> list[tuple[int, bool]]:
+        out = []
+        for coro in (quick(), slow()):
+            step = InContext(coro)  # no context: the awaiting task's own
+            out.append((await step, step.suspended))
+        return out
+
+    assert asyncio.run(main()) == [(1, False), (2, True)]
+
+
+def test_a_closed_coroutine_runs_its_finally_in_its_own_context() -> None:
+    # A task closed unfinished closes the job too; its clean-up (a ContextVar.reset of a
+    # token it set) must run in the context it set that token in.
+    reset: list[str] = []
+
+    async def job() -> None:
+        token = VAR.set("job")
+        try:
+            await asyncio.sleep(0)  # a bare yield: no loop needed
+        finally:
+            VAR.reset(token)
+            reset.append(VAR.get())
+
+    step = InContext(job(), contextvars.copy_context()).__await__()
+    next(step)  # suspended at the wait
+    step.close()
+    assert reset == ["outer"]
