@@ -5,9 +5,9 @@ jobs that run as tasks go through :meth:`Scheduler.launch_or_wait`, which holds 
 while ``max_inflight`` tasks (or the handler's own cap) are running.
 
 A task that ends its job takes over the job launched as it ends (the next of its lane,
-or one that waited for room) instead of a new task being made for it: a task per event
-cost ~5 us of CPU, about a quarter of an I/O-bound event's. The job runs in its own
-contextvars all the same (:class:`~streamkit.consumer.incontext.InContext`).
+or one that waited for room) instead of a new task being made for it: 2.4 against 3.5 µs
+of CPU per job in isolation (the task's creation, scheduling and registration). The job
+runs in its own contextvars all the same (:class:`~streamkit.consumer.incontext.InContext`).
 """
 
 from __future__ import annotations
