@@ -48,13 +48,15 @@ class Msg:
         return None
 
 
-def _pipeline(router: Router, *, max_inflight: int) -> Pipeline:
-    """The worker's pipeline without Kafka: no publishes in these tests."""
+def _pipeline(
+    router: Router, *, max_inflight: int, publisher: Any = None, tiers: Any = None
+) -> Pipeline:
+    """The worker's pipeline without Kafka: no publishes unless given a publisher."""
     return build_pipeline(
         router,
-        None,  # type: ignore[arg-type]
+        publisher,
         group="g",
-        tiers=tier_map(["t"], "g", 0, router.topic_names),
+        tiers=tiers or tier_map(["t"], "g", 0, router.topic_names),
         stats=BatchStats(Metrics(), "g"),
         threads=ThreadPoolExecutor(1),
         max_inflight=max_inflight,
@@ -376,14 +378,8 @@ async def _pipeline_mem(router: Router, *, max_inflight: int, partitions: int = 
     from streamkit.testing import TestBroker
 
     broker = TestBroker(router, topic="t")
-    pipeline = build_pipeline(
-        router,
-        broker._memory,
-        group="g",
-        tiers=broker._tiers,
-        stats=BatchStats(Metrics(), "g"),
-        threads=ThreadPoolExecutor(1),
-        max_inflight=max_inflight,
+    pipeline = _pipeline(
+        router, max_inflight=max_inflight, publisher=broker._memory, tiers=broker._tiers
     )
     pipeline.commits.attach(broker._memory, asyncio.get_running_loop())
     return pipeline, pipeline.commits.assign([("t", p) for p in range(partitions)])
