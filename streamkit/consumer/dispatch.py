@@ -33,6 +33,7 @@ from streamkit.consumer.handoff import Handoff
 from streamkit.consumer.hold import Hold
 from streamkit.consumer.job import EventStats, Job
 from streamkit.consumer.outcomes import FailurePath
+from streamkit.consumer.outputs import InlineOutputs
 from streamkit.consumer.parking import ParkingLot
 from streamkit.consumer.scheduler import Scheduler
 from streamkit.consumer.state import Load, PartitionState
@@ -263,10 +264,31 @@ class Dispatcher:
             return
         if ctx.pending_deliveries():  # its publishes: done once they are acknowledged
             self.stats.duration(label, time.perf_counter() - started)
-            self._scoped_outcome(msg, state, spec, (payload, meta, ctx), None)
+            self._await_outputs_inline(msg, state, spec, (payload, meta, ctx))
             return
         self.stats.ok(state.topic, label, time.perf_counter() - started)
         state.tracker.done_inline(msg.offset())  # state.done_now, one call less per event
+
+    def _await_outputs_inline(
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        ran: tuple[object, Meta, Context],
+    ) -> None:
+        """:meth:`_await_outputs` for a handler run on the spot with no scope and no
+        parking lot (the hot path): no Job unless a publish fails (consumer/outputs)."""
+        waiter = InlineOutputs(msg, state, spec, ran, self.stats, self._inline_outputs_failed)
+        waiter.begin()
+        self._handoff.when_settled(ran[2].pending_deliveries(), waiter.settled)
+
+    def _inline_outputs_failed(self, waiter: InlineOutputs, error: BaseException) -> None:
+        """A publish of a handler run on the spot failed: its event fails as if the
+        handler had raised (its offset is begun, it holds no lane)."""
+        payload, meta, _ = waiter.ran
+        job = Job(waiter.msg, waiter.state, waiter.spec, payload, *meta)
+        job.lane = None
+        self._settle(job, None, error)
 
     def _scoped_outcome(
         self,

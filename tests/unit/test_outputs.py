@@ -219,3 +219,35 @@ def test_a_failure_publish_waiting_out_its_backoff_is_counted_until_resent(
         await until(lambda: state.tracker.position == 1, "the position after the ack")
 
     asyncio.run(scenario())
+
+
+def test_two_publishes_the_second_failing_fail_their_event_once_after_both_settle() -> None:
+    router = Router(topics=["t"], retry=RetryPolicy(max_attempts=2, backoff=FixedBackoff(0)))
+
+    @router.handler("e")
+    def fan_out(data: dict[str, Any], ctx: Context) -> None:
+        ctx.publish("relayed", data, key=ctx.key)
+        ctx.publish("relayed", data, key=ctx.key)
+
+    async def scenario() -> None:
+        pipeline, publisher, state = await pipeline_for(router)
+        dispatcher = pipeline.dispatcher
+        dispatcher.take(Msg(0, b"k", 0), state)
+        first, second = publisher.to("out")
+        assert (state.awaiting, state.started) == (1, 0), "offset not held for the cut"
+        settle(second, DeliveryFailedError("broker said no"))
+        retry_topic = pipeline.router.topic_names.retry("t", "g", 1)
+        await asyncio.sleep(0.02)  # a wrong early verdict would send its retry record now
+        assert not publisher.to(retry_topic), "failed before every output was settled"
+        settle(first)
+        await until(lambda: len(publisher.to(retry_topic)) == 1, "one retry record")
+        settle(publisher.to(retry_topic)[0])
+        await until(lambda: state.tracker.position == 1, "done once the retry is acked")
+        assert len(publisher.to(retry_topic)) == 1
+        assert (state.running, state.awaiting, state.load.buffered, state.acks) == (0, 0, 0, 0)
+        assert dispatcher.scheduler.running == 0, "a lane it never held was given back"
+        # The key's next event still runs on the spot: nothing of its lanes is left taken.
+        dispatcher.take(Msg(1, b"k", 1), state)
+        assert len(publisher.to("out")) == 4
+
+    asyncio.run(scenario())
