@@ -237,7 +237,10 @@ def test_two_publishes_the_second_failing_fail_their_event_once_after_both_settl
         assert (state.awaiting, state.started) == (1, 0), "offset not held for the cut"
         settle(second, DeliveryFailedError("broker said no"))
         retry_topic = pipeline.router.topic_names.retry("t", "g", 1)
-        await asyncio.sleep(0.02)  # a wrong early verdict would send its retry record now
+        # The report's hand-off to the loop was scheduled before settle() returned: two
+        # loop turns run it, and a wrong early verdict would have sent its retry record.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         assert not publisher.to(retry_topic), "failed before every output was settled"
         settle(first)
         await until(lambda: len(publisher.to(retry_topic)) == 1, "one retry record")
