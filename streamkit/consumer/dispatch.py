@@ -503,16 +503,15 @@ class Dispatcher:
             self.scheduler.occupy(job.lane)  # taken if it ran inline, without it
             self._track(job, self._lane_held_until_acked(job, deliveries))
             return
-        state.started = max(state.started, job.msg.offset())  # see quiesce's cut
         # Free at once (a no-op for a job that ran inline: no job of its partition held
         # or waited for a lane then, and nothing ran since).
         self.scheduler.release_lane(job.lane)
         job.lane = None
-        state.awaiting += 1
+        state.await_outputs(job.msg.offset())
         self._handoff.when_settled(deliveries, partial(self._outputs_settled, job))
 
     def _outputs_settled(self, job: Job, error: BaseException | None) -> None:
-        job.state.awaiting -= 1
+        job.state.outputs_settled()
         self._settle(job, None, error)
 
     async def _lane_held_until_acked(self, job: Job, deliveries: list[Delivery]) -> None:

@@ -52,15 +52,12 @@ class InlineOutputs:
         """Hold the event's offset until :meth:`settled` (loop thread)."""
         state, msg = self.state, self.msg
         state.begin(msg)
-        offset = msg.offset()
-        if offset > state.started:  # see quiesce's cut: the highest offset handed out
-            state.started = offset
-        state.awaiting += 1
+        state.await_outputs(msg.offset())
 
     def settled(self, error: BaseException | None) -> None:
         """Every publish is settled, ``error`` the first failure (loop thread)."""
         state = self.state
-        state.awaiting -= 1
+        state.outputs_settled()
         if error is not None:
             self._failed(self, error)
             return

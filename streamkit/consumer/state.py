@@ -99,6 +99,17 @@ class PartitionState:
         if load.buffered == load.drained_below:
             load.on_drained()
 
+    def await_outputs(self, offset: int) -> None:
+        """The begun event at ``offset`` was handled and waits only for its publishes'
+        acks: its offset stays held, its lane is free (``awaiting``)."""
+        if offset > self.started:  # see quiesce's cut: the highest offset handed out
+            self.started = offset
+        self.awaiting += 1
+
+    def outputs_settled(self) -> None:
+        """Those acks came (or failed): the event's outcome is settled next."""
+        self.awaiting -= 1
+
     def track(self, task: asyncio.Task[None], undo: Callable[[], None]) -> None:
         """``task`` runs work of this partition; ``undo`` gives back what it holds if it
         is cancelled before its first step (see :func:`drain`)."""
