@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -56,12 +56,15 @@ def _format_tb(exc: BaseException, full: bool) -> str:
     checks) and re-parses lines for carets, over 100 us per failure under load, more than
     the failure's publish. File and line point at the code just as well.
     """
-    frames = list(traceback.walk_tb(exc.__traceback__))[-TRACEBACK_FRAMES:]
+    tbs = []
+    tb = exc.__traceback__
+    while tb is not None:  # what traceback.walk_tb yields, without a generator per frame
+        tbs.append(tb)
+        tb = tb.tb_next
     lines = ["Traceback (most recent call last):\n"]
-    lines += [
-        f'  File "{frame.f_code.co_filename}", line {lineno}, in {frame.f_code.co_name}\n'
-        for frame, lineno in frames
-    ]
+    for tb in tbs[-TRACEBACK_FRAMES:]:
+        code = tb.tb_frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}\n')
     if full or not isinstance(exc, ValidationError):
         lines.append(exception_line(exc))
     else:
@@ -102,6 +105,9 @@ def _has_notes(exc: BaseException) -> bool:
         return True
 
 
+_FAILURE_HEADERS = frozenset(env.FAILURE_HEADERS)
+
+
 def failure_headers(
     msg: Any,
     headers: env.Headers | None,
@@ -118,8 +124,16 @@ def failure_headers(
     ``original-*`` headers are written only by the first failure: a record that went
     through three tiers still points at the source record, once.
     """
-    kept = [(k, v) for k, v in (headers or []) if k not in env.FAILURE_HEADERS]
-    if not any(k == env.H_ORIGINAL_TOPIC for k, _ in kept):
+    kept = []
+    first = True  # no original-* headers yet: this is the record's first failure
+    for item in headers or ():  # one pass: a retry record carries a dozen headers
+        name = item[0]
+        if name in _FAILURE_HEADERS:
+            continue
+        if name == env.H_ORIGINAL_TOPIC:
+            first = False
+        kept.append(item)
+    if first:
         _, ts = msg.timestamp()
         kept += [
             (env.H_ORIGINAL_TOPIC, msg.topic().encode()),
@@ -151,6 +165,10 @@ class FailurePlanner:
     names: TopicNames
     tiers: int  # retry tiers available per source topic
     full_errors: bool = False  # input values in error headers (STREAMKIT_ERROR_DETAILS=full)
+    # Retry tier names by (source topic, tier): formatted once, not once per failure.
+    _retry_topics: dict[tuple[str, int], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def plan(
         self,
@@ -192,8 +210,14 @@ class FailurePlanner:
             full=self.full_errors,
         )
         # Attempt n failed -> tier n; a policy longer than the tiers keeps using the last one.
-        topic = self.names.retry(tier.source, self.group, min(attempt, self.tiers))
+        topic = self._retry_topic(tier.source, min(attempt, self.tiers))
         return FailurePlan("retry", topic, out, delay, attempt, _source_partition(out))
+
+    def _retry_topic(self, source: str, n: int) -> str:
+        topic = self._retry_topics.get((source, n))
+        if topic is None:
+            topic = self._retry_topics[(source, n)] = self.names.retry(source, self.group, n)
+        return topic
 
     def _retryable(self, exc: BaseException, policy: RetryPolicy, attempt: int) -> bool:
         return self.tiers > 0 and attempt < policy.max_attempts and policy.is_retryable(exc)
