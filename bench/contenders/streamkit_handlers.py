@@ -52,10 +52,10 @@ def latency_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
 
 
 def fail_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
-    every = int(spec["fail_every"])
+    every = int(spec["fail_every"])  # 0: never (the failure scenario's baseline)
 
     def on_order(event: Order, ctx: Context) -> None:
-        if ctx.attempt == 1 and event.seq % every == 0:
+        if ctx.attempt == 1 and every and event.seq % every == 0:
             raise TransientError("bench: fails once")
         if rec.hit():
             stop()
