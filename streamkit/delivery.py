@@ -181,6 +181,25 @@ class Delivery:
         return self._error
 
 
+SourceKey = tuple[str, int]  # the (topic, partition) an emitted record came from
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a bulk confirmation of emitted records found (``ctx.emit``, see
+    :class:`~streamkit.producer.emitter.Emitter`).
+
+    ``complete``: every record emitted before it was acknowledged or failed. ``failed``:
+    for each source partition, the input offsets whose outputs failed, with the error.
+    """
+
+    complete: bool
+    failed: dict[SourceKey, dict[int, BaseException]]
+
+
+CONFIRMED = Confirmation(True, {})  # nothing emitted, or every record acknowledged
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

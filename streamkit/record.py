@@ -52,6 +52,15 @@ class Publisher(Protocol):
         ...
 
 
+class Emitting(Protocol):
+    """Sends records whose delivery is confirmed in bulk, at commit points (``ctx.emit``)."""
+
+    def emit(self, record: OutgoingRecord, source: tuple[str, int, int]) -> None:
+        """Send ``record``, which came from the input at ``source`` (topic, partition,
+        offset); a failed delivery is told by :meth:`confirm`, not to the caller."""
+        ...
+
+
 class OutgoingRecord:
     """A record about to be sent: what publish hooks see and may add headers to.
 

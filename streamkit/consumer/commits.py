@@ -119,7 +119,10 @@ class KafkaCommits:
 
     def commit_due(self) -> None:
         """Commit every moved position asynchronously (batched: never per message)."""
-        offsets = self.positions(self.states.values())
+        self.commit_async(self.positions(self.states.values()))
+
+    def commit_async(self, offsets: list[TopicPartition]) -> None:
+        """Commit ``offsets`` without waiting (loop thread); a failure is retried later."""
         if not offsets:
             return
         try:
@@ -145,6 +148,19 @@ class KafkaCommits:
             if state is not None:  # a plain int store; the loop only reads it
                 state.tracker.committed = tp.offset
         return True
+
+    def seek_to(self, offsets: list[TopicPartition]) -> None:
+        """Read these partitions again from these offsets (poll thread).
+
+        Each is resumed too, as a new assignment is: a partition paused by a retry gate or
+        backpressure would stay paused for good, its old state (and pause) forgotten.
+        Backpressure pauses it again at the next check if it must.
+        """
+        consumer = self._committer()
+        for tp in offsets:
+            consumer.seek(tp)  # type: ignore[attr-defined]
+        if offsets:
+            consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in offsets])  # type: ignore[attr-defined]
 
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """Count the result of an async commit; a failed one is committed again later."""

@@ -147,6 +147,8 @@ class Dispatcher:
         retry = state.tier.n
         if retry and self.gate is not None and self.gate(msg, headers, state):
             return False
+        if state.failed_outputs is not None and self._output_failed(msg, state, headers):
+            return True
         if state.running == state.awaiting:  # no job holds or waits for a lane
             spec = self._inline.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
             if spec is not None and self._run_fast(msg, state, spec, headers, retry):
@@ -182,6 +184,37 @@ class Dispatcher:
             self._run_scoped(msg, state, spec, payload, meta)
         else:
             self._run_plain(msg, state, spec, payload, meta)
+        return True
+
+    def _output_failed(self, msg: Record, state: PartitionState, headers: Headers | None) -> bool:
+        """An input read again because a record it emitted failed (consumer/confirmed):
+        down the failure path with the delivery's error, not run again; False for the
+        inputs after it, which run as usual."""
+        failed = state.failed_outputs
+        assert failed is not None
+        error = failed.pop(msg.offset(), None)
+        if not failed:
+            state.failed_outputs = None
+        if error is None:
+            return False
+        attempt = (env.header_int(headers, env.H_ATTEMPT) or 1) if state.tier.n else 1
+        try:
+            resolved = self.router.resolve(msg, headers, state.tier.source)
+        except PermanentError as exc:  # cannot happen (it was handled): the DLQ, then
+            self.failures.bad_input(msg, headers, state, exc, attempt)
+            return True
+        if resolved is None:  # the router skips its type now: nothing to fail
+            state.done_now(msg)
+            return True
+        spec, event_type, payload, event_id = resolved
+        job = Job(msg, state, spec, payload, event_id, event_type, attempt, headers)
+        job.lane = None  # it holds none: it does not run
+        if spec.keep_key_order:
+            job.lot = self.lot.lot_key(msg, headers, state.tier)
+            if self.failures.park(job, begun=False):  # its key waits on an earlier failure
+                return True
+        state.begin(msg)
+        self._settle(job, None, error)
         return True
 
     def handle(self, msg: Record, state: PartitionState, headers: Headers | None) -> None:

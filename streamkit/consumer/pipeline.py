@@ -24,7 +24,7 @@ from streamkit.handlers.chain import MiddlewareChain
 from streamkit.handlers.middleware import Middleware
 from streamkit.handlers.publishing import EventPublisher
 from streamkit.handlers.registry import Router
-from streamkit.record import Publisher
+from streamkit.record import Emitting, Publisher
 from streamkit.retry.failures import FailurePlanner
 from streamkit.retry.topics import Tier
 
@@ -60,6 +60,7 @@ def build_pipeline(
     full_errors: bool = False,
     extra_middleware: Sequence[Middleware] = (),
     handoff: Handoff | None = None,
+    emitter: Emitting | None = None,
 ) -> Pipeline:
     """Wire a router's handlers to ``publisher`` for consumer group ``group``.
 
@@ -68,12 +69,14 @@ def build_pipeline(
     ``on_publish(record id, reason)`` hears of retry/DLQ publishes failing (reason) and
     recovering (None): the worker's health check. ``handoff`` brings delivery reports to
     the loop; give the same one to the producer as its ``on_settled`` (``handoff.settled``)
-    so a wait for an acknowledgement takes no lock.
+    so a wait for an acknowledgement takes no lock. ``emitter`` sends ``ctx.emit``'s
+    records (confirmed at commit points; the commit owner must confirm them), else they
+    are published and tracked as ``ctx.publish``'s.
     """
     load = load or Load()
     loop = asyncio.get_running_loop()
     chain = MiddlewareChain([*router.middleware, *extra_middleware])
-    events = EventPublisher(publisher, router.codec, chain)
+    events = EventPublisher(publisher, router.codec, chain, emitter)
     lot = ParkingLot()
     handoff = handoff or Handoff(loop)
     failures = FailurePath(

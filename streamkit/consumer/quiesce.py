@@ -15,7 +15,7 @@ from confluent_kafka import TopicPartition
 
 from streamkit.consumer.commits import PartitionKey
 from streamkit.consumer.pollthread import PollThread
-from streamkit.consumer.state import NO_CUT, Load, PartitionState, drain
+from streamkit.consumer.state import NO_CUT, PartitionState, disown, drain
 from streamkit.consumer.transactional import TransactionalCommits
 
 # How long a commit point waits for in-memory work before it aborts (and the work is
@@ -96,7 +96,7 @@ class CommitPoint:
             self._detached(state)
         await drain(old, 0)  # cancels its tasks; queued jobs are dropped (revoked)
         for state in old:
-            _disown(state)
+            disown(state)
         return keys
 
     async def _reread(self, dropped: list[PartitionState]) -> None:
@@ -108,7 +108,7 @@ class CommitPoint:
         offsets = [TopicPartition(s.topic, s.partition, s.tracker.position) for s in dropped]
         for state in commits.detach(keys):  # nothing of theirs runs: all below the cut is done
             self._detached(state)
-            _disown(state)
+            disown(state)
         commits.assign(keys)
         await self._poll.call(commits.seek_to, offsets)
 
@@ -129,16 +129,3 @@ def _cut(states: list[PartitionState]) -> None:
     """
     for state in states:
         state.cut = max(state.started + 1, state.tracker.position)
-
-
-def _disown(state: PartitionState) -> None:
-    """An aborted partition's leftover work stops counting in the worker-wide load.
-
-    Its events are read and done again from the committed offset; a retry/DLQ send still
-    waiting out its backoff would otherwise hold every later commit point (each would
-    abort: work in flight). Late callbacks of the old state count on a private load.
-    """
-    shared, state.load = state.load, Load()
-    shared.buffered -= state.running
-    shared.acks -= state.acks
-    state.load.buffered, state.load.acks = state.running, state.acks

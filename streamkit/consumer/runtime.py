@@ -21,7 +21,8 @@ from confluent_kafka import TopicPartition
 
 from streamkit.clientlog import RDKAFKA_LOG
 from streamkit.config import Settings
-from streamkit.consumer.commits import CommitOwner, Committer, KafkaCommits
+from streamkit.consumer.commits import CommitOwner, Committer
+from streamkit.consumer.confirmed import ConfirmedCommits
 from streamkit.consumer.dispatch import Dispatcher
 from streamkit.consumer.flow import FlowControl, logged
 from streamkit.consumer.gcpolicy import worker_gc
@@ -42,6 +43,7 @@ from streamkit.membership import fatal_reason, fenced_error
 from streamkit.observability.http import HealthState
 from streamkit.observability.metrics import Metrics
 from streamkit.observability.stats import BatchStats
+from streamkit.producer.emitter import Emitter
 from streamkit.producer.producer import Producer
 from streamkit.record import Record
 from streamkit.retry.topics import Tier, tier_map
@@ -125,6 +127,12 @@ class Worker:
             codec=self.router.codec,
             on_settled=self._handoff.settled,
         )
+        # ctx.emit's producer (made on the first emit); exactly-once sends everything
+        # through the transactional producer instead.
+        # Under a commit owner of the user's, they are tracked as ctx.publish's are: it
+        # would not know to confirm them before committing.
+        own = self._commits_factory == self._kafka_commits
+        self.emitter = Emitter(self._producer_conf()) if own and not self.exactly_once else None
         self.poll = PollThread(loop)
         try:
             self.pipeline = self._build(self.producer)
@@ -132,6 +140,8 @@ class Worker:
         finally:
             await close_all(self.router.middleware)  # a dedupe store's connections
             self.producer.close(timeout=min(self.settings.shutdown_timeout, FINAL_STEP))
+            if self.emitter is not None:  # after the last commit: what is left is unconfirmed
+                self.emitter.close(timeout=FINAL_STEP)
             self.reports.flush_deliveries()  # what the close's flush acknowledged
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.poll.shutdown()
@@ -166,6 +176,7 @@ class Worker:
             on_publish=self.health.publish_problem,
             full_errors=self.settings.error_details == "full",
             handoff=self._handoff,
+            emitter=self.emitter,
         )
 
     def _kafka_commits(self, tiers: dict[str, Tier], load: Load) -> CommitOwner:
@@ -180,9 +191,12 @@ class Worker:
                 failed=lambda: self.producer.failed,
                 refused=lambda: self.producer.refused,
             )
-        return KafkaCommits(
+        assert self.emitter is not None
+        return ConfirmedCommits(
             tiers,
             load,
+            confirmer=self.emitter,
+            timeout=max(self.settings.revoke_timeout, 10.0),
             on_result=self.reports.commit,
             group=self.group,
         )
@@ -337,6 +351,9 @@ class Worker:
     async def _commit_point(self) -> None:
         """Commit what is done: batched async commits, or (exactly-once) a transaction."""
         commits = self.pipeline.commits
+        if isinstance(commits, ConfirmedCommits):  # records emitted: confirmed first
+            await commits.commit_point(self.poll, self._detached)
+            return
         if not isinstance(commits, TransactionalCommits):
             commits.commit_due()
             return

@@ -43,6 +43,7 @@ class PartitionState:
         "acks",
         "awaiting",
         "cut",
+        "failed_outputs",
         "gated",
         "held",
         "load",
@@ -81,6 +82,9 @@ class PartitionState:
         # at and above which a queued job is dropped (read again after the commit).
         self.started = -1
         self.cut = NO_CUT
+        # Read again from an input whose emitted record failed (consumer/confirmed): its
+        # offset -> the delivery's error. Such an input goes down the failure path.
+        self.failed_outputs: dict[int, BaseException] | None = None
 
     # -- in-flight bookkeeping ---------------------------------------------------------
 
@@ -205,3 +209,17 @@ def _never_ran(state: PartitionState) -> None:
         if task.done():
             del state.tasks[task]
             undo()
+
+
+def disown(state: PartitionState) -> None:
+    """A partition read again (an abort, a failed emitted record): its leftover work stops
+    counting in the worker-wide load.
+
+    Its events are read and done again from where it is rewound to; a retry/DLQ send still
+    waiting out its backoff would otherwise hold every later commit point (each would
+    abort: work in flight). Late callbacks of the old state count on a private load.
+    """
+    shared, state.load = state.load, Load()
+    shared.buffered -= state.running
+    shared.acks -= state.acks
+    state.load.buffered, state.load.acks = state.running, state.acks

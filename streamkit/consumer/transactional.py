@@ -119,19 +119,6 @@ class TransactionalCommits(KafkaCommits):
         if self.fatal is None:
             self._abort(why)
 
-    def seek_to(self, offsets: list[TopicPartition]) -> None:
-        """Read these partitions again from these offsets (poll thread).
-
-        Each is resumed too, as a new assignment is: a partition paused by a retry gate or
-        backpressure would stay paused for good, its old state (and pause) forgotten.
-        Backpressure pauses it again at the next check if it must.
-        """
-        consumer = self._committer()
-        for tp in offsets:
-            consumer.seek(tp)  # type: ignore[attr-defined]
-        if offsets:
-            consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in offsets])  # type: ignore[attr-defined]
-
     def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
         consumer = self._committer()

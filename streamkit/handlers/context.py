@@ -133,6 +133,34 @@ class Context:
         self._pending.append(delivery)
         return delivery
 
+    def emit(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        topic: str | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Publish a follow-up event, confirmed in bulk at the next commit point.
+
+        The fast way to publish one event per event (a relay): no delivery report per
+        record. This event counts as done when the handler returns; its offset is
+        committed only after every record emitted before the commit was acknowledged. If
+        one failed, its input's partition is read again from that input, which then goes
+        down the failure path (retry tier, DLQ) with the delivery's error; events after
+        it on that partition are handled again (at-least-once). Use :meth:`publish` to
+        await a delivery or act on its result. Records emitted and published go through
+        two producers: keep one of the two for events whose relative order matters.
+        """
+        if self._publisher is None:
+            raise RuntimeError("this context has no publisher")
+        delivery = self._publisher.emit(
+            event_type, data, key=key, topic=topic, headers=headers, ctx=self
+        )
+        if delivery is not None:  # no emitter (exactly-once, tests): tracked as publish's
+            self._pending.append(delivery)
+
     def pending_deliveries(self) -> list[Delivery]:
         """Deliveries started through this context (used by the runtime)."""
         return self._pending

@@ -12,7 +12,7 @@ from streamkit.codecs.base import Codec, event_record
 from streamkit.delivery import Delivery
 from streamkit.envelope import new_event_id
 from streamkit.handlers.chain import MiddlewareChain
-from streamkit.record import Headers, OutgoingRecord, Publisher
+from streamkit.record import Emitting, Headers, OutgoingRecord, Publisher
 
 if TYPE_CHECKING:
     from streamkit.handlers.context import Context
@@ -21,12 +21,21 @@ if TYPE_CHECKING:
 class EventPublisher:
     """A :class:`~streamkit.record.Publisher` plus the router's codec and publish hooks."""
 
-    __slots__ = ("chain", "codec", "publisher")
+    __slots__ = ("chain", "codec", "emitter", "publisher")
 
-    def __init__(self, publisher: Publisher, codec: Codec, chain: MiddlewareChain) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        codec: Codec,
+        chain: MiddlewareChain,
+        emitter: Emitting | None = None,
+    ) -> None:
         self.publisher = publisher
         self.codec = codec
         self.chain = chain
+        # ctx.emit's records, confirmed at commit points; None (exactly-once, the in-memory
+        # broker): they are published and tracked as ctx.publish's are.
+        self.emitter = emitter
 
     def publish(
         self,
@@ -49,6 +58,33 @@ class EventPublisher:
             event_id=new_event_id(),
         )
         return self.send(record, ctx)
+
+    def emit(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str | bytes | None,
+        topic: str | None,
+        headers: Headers | None,
+        ctx: Context,
+    ) -> Delivery | None:
+        """Encode and send one event for ``ctx.emit``: confirmed at the next commit
+        point, or (no emitter) published and tracked as ``ctx.publish`` is."""
+        record = event_record(
+            self.codec,
+            topic or self.publisher.topic_for(event_type),
+            event_type,
+            data,
+            key=key,
+            headers=headers,
+            event_id=new_event_id(),
+        )
+        self.prepare(record, ctx)
+        if self.emitter is None:
+            return self.send_prepared(record)
+        self.emitter.emit(record, (ctx.topic, ctx.partition, ctx.offset))
+        return None
 
     def send(self, record: OutgoingRecord, ctx: Context | None = None) -> Delivery:
         """Run the publish hooks on ``record``, then send it as it is."""

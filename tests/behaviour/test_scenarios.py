@@ -194,6 +194,26 @@ def test_ctx_publish_is_acknowledged_before_the_offset_is_committed(run_on: Run)
     run_on(router, scenario, extra_topics=["invoices"])
 
 
+def test_ctx_emit_is_confirmed_before_the_offset_is_committed(run_on: Run) -> None:
+    # Kafka: the commit point flushes the emitter first; in memory: published and tracked.
+    router = _router(publish_topics={"invoice.requested": "invoices"})
+
+    @router.handler("order.created")
+    def on(order: Order, ctx: Context) -> None:
+        ctx.emit("invoice.requested", {"order_id": order.order_id}, key=order.order_id)
+
+    async def scenario(b: Backend) -> None:
+        for n in range(3):
+            await b.send("order.created", {"order_id": f"o{n}", "amount_cents": n}, key=f"k{n}")
+        await b.settle()
+        assert await b.committed() == 3
+        invoices = await b.records(b.topic("invoices"))  # type: ignore[attr-defined]
+        assert sorted(i.key for i in invoices) == [b"o0", b"o1", b"o2"]
+        assert {i.header(env.HEADER_EVENT_TYPE) for i in invoices} == {"invoice.requested"}
+
+    run_on(router, scenario, extra_topics=["invoices"])
+
+
 def test_a_topic_handler_takes_foreign_records_with_no_event_type(run_on: Run) -> None:
     # Another team's topic: bare JSON, no event_type header or field, types we don't know.
     topic = f"payments-{uuid.uuid4().hex[:8]}"

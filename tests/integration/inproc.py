@@ -65,6 +65,5 @@ def settings(bootstrap: str, group: str, topics: list[str], **extra: object) -> 
         group_id=group,
         topics=topics,
         metrics_port=0,
-        commit_interval=0.2,
-        **extra,  # type: ignore[arg-type]
+        **{"commit_interval": 0.2, **extra},  # type: ignore[arg-type]
     )

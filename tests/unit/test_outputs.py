@@ -212,7 +212,7 @@ def test_a_failure_publish_waiting_out_its_backoff_is_counted_until_resent(
         settle(first[1], DeliveryFailedError("broker said no"))
         await until(lambda: shared.resending == 1, "the backoff")
         assert pipeline.dispatcher.load.acks == 1 and state.tracker.position == 0
-        state.load = type(shared)()  # as quiesce._disown does
+        state.load = type(shared)()  # as state.disown does
         await until(lambda: len(publisher.sent) == 2, "the resend")
         assert shared.resending == 0 and state.load.resending == 0
         settle(publisher.sent[1][1])
