@@ -125,6 +125,17 @@ def relay_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
     return on_order, {}
 
 
+def relay_emit_handler(spec: dict[str, Any], rec: Recorder, stop: Stop) -> Made:
+    """Consume -> emit: one output per event, confirmed at the commit points."""
+
+    def on_order(event: Order, ctx: Context) -> None:
+        ctx.emit(RELAYED, {"seq": event.seq, "ts": event.ts}, key=event.order_id)
+        if rec.hit():
+            stop()
+
+    return on_order, {}
+
+
 RELAYED = "order.relayed"  # the event type the relay scenario publishes
 
 HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
@@ -139,4 +150,5 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Recorder, Stop], Made]] = {
     "async": async_handler,
     "lifecycle": lifecycle_handler,
     "relay": relay_handler,
+    "relay_emit": relay_emit_handler,
 }
