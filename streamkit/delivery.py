@@ -191,10 +191,12 @@ class Confirmation:
 
     ``complete``: every record emitted before it was acknowledged or failed. ``failed``:
     for each source partition, the input offsets whose outputs failed, with the error.
+    ``untraced``: the error of a failed record sent untraced (its input not known).
     """
 
     complete: bool
     failed: dict[SourceKey, dict[int, BaseException]]
+    untraced: BaseException | None = None
 
 
 CONFIRMED = Confirmation(True, {})  # nothing emitted, or every record acknowledged

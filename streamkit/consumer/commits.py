@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from streamkit.consumer.state import Load, PartitionState
 from streamkit.retry.topics import Tier
@@ -162,6 +162,15 @@ class KafkaCommits:
         if offsets:
             consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in offsets])  # type: ignore[attr-defined]
 
+    def seek_committed(self, partitions: Iterable[PartitionKey], timeout: float = 10.0) -> None:
+        """Read every partition again from its committed offset (poll thread)."""
+        consumer = self._committer()
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        if not tps:
+            return
+        committed = consumer.committed(tps, timeout=timeout)  # type: ignore[attr-defined]
+        self.seek_to([_from_committed(tp) for tp in committed])
+
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """Count the result of an async commit; a failed one is committed again later."""
         if err is None or err.code() == KafkaError._NO_OFFSET:
@@ -185,3 +194,8 @@ class KafkaCommits:
         if self._client is None:
             raise RuntimeError("KafkaCommits used before attach()")
         return self._client
+
+
+def _from_committed(tp: TopicPartition) -> TopicPartition:
+    """Where to read again: the committed offset, or the beginning when none was."""
+    return TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)

@@ -7,11 +7,15 @@ at each commit point:
 1. take each partition's position (the lowest offset not done; every input below it has
    returned, so every record it emitted was already handed to the producer);
 2. wait for every record emitted so far (a flush, in the poll thread; no poll meanwhile);
-3. a partition with a failed record commits no further than its first failed input and
-   is read again from there (fresh state, its work in flight dropped); each failed input,
-   when read again, goes down the failure path with the delivery's error instead of
-   running again (retry tier or DLQ: a record the broker refuses for good never loops);
-4. commit the rest.
+3. a record emitted untraced (the usual case: no callback of its own) that failed has
+   no known input: nothing is committed, every partition is read again from its last
+   commit (fresh states, work in flight dropped), and the emitter traces each record
+   until that work is committed again;
+4. a traced record that failed names its input: that partition commits no further than
+   it and is read again from there; the input, when read again, goes down the failure
+   path with the delivery's error instead of running again (retry tier or DLQ: a record
+   the broker refuses for good never loops);
+5. commit the rest.
 
 A revoke and the shutdown commit the same way, blocking (:meth:`commit_sync`). A worker
 that never emits commits exactly as :class:`~streamkit.consumer.commits.KafkaCommits`.
@@ -48,6 +52,9 @@ class Confirming(Protocol):
         """Wait for every record emitted so far; which inputs' records failed."""
         ...
 
+    def trace(self, on: bool) -> None:
+        """Name each record's input from now on (``on``), or stop."""
+
 
 class ConfirmedCommits(KafkaCommits):
     """:class:`KafkaCommits` that confirms emitted records before every commit."""
@@ -66,18 +73,26 @@ class ConfirmedCommits(KafkaCommits):
         self._confirmer = confirmer
         self._timeout = timeout
         # Failures a revoke's confirmation found for partitions still ours: the next
-        # commit point rewinds them.
+        # commit point rewinds them (every partition, for an untraced one).
         self._carried: Failed = {}
+        self._untraced: BaseException | None = None
+        # After an untraced failure: each partition read again -> the offset its commit
+        # must reach before the emitter stops tracing (one past the highest seen then).
+        self._tracing: dict[PartitionKey, int] = {}
 
     async def commit_point(
         self, poll: PollThread, detached: Callable[[PartitionState], None]
     ) -> None:
         """The periodic commit (loop thread): confirm, rewind what failed, commit."""
-        if not self._confirmer.active and not self._carried:
+        if not self._confirmer.active and not self._carried and self._untraced is None:
             self.commit_due()
             return
         snapshot = [(s, s.tracker.position) for s in self.states.values()]
         confirmation = await poll.call(self._confirmer.confirm, self._timeout)
+        untraced = confirmation.untraced or self._untraced
+        if untraced is not None:  # whose input, unknown: everything is read again
+            await self._rewind_all(poll, detached, untraced)
+            return
         failed = self._merged(confirmation.failed)
         offsets, rewinds = [], []
         for state, position in snapshot:
@@ -94,6 +109,7 @@ class ConfirmedCommits(KafkaCommits):
             log.warning("emitted records not confirmed in time; not committing yet",
                         timeout_s=self._timeout)  # fmt: skip
         self.commit_async(offsets)
+        self._trace_while_behind()
         for state, position, bad in rewinds:
             await self._rewind(poll, detached, state, position, bad)
 
@@ -102,6 +118,12 @@ class ConfirmedCommits(KafkaCommits):
         if self._confirmer.active or self._carried:
             confirmation = self._confirmer.confirm(self._timeout)
             failed = self._merged(confirmation.failed)
+            self._untraced = confirmation.untraced or self._untraced
+            if self._untraced is not None:  # the next owner reads them again
+                self._carried = failed
+                log.warning("an emitted record failed, its input unknown; nothing "
+                            "committed", error=str(self._untraced))  # fmt: skip
+                return False
             if not confirmation.complete:
                 self._carried = failed
                 log.warning("emitted records not confirmed in time; their inputs are not "
@@ -130,6 +152,42 @@ class ConfirmedCommits(KafkaCommits):
                 tp = TopicPartition(tp.topic, tp.partition, min(tp.offset, *bad))
             out.append(tp)
         return out
+
+    async def _rewind_all(
+        self,
+        poll: PollThread,
+        detached: Callable[[PartitionState], None],
+        error: BaseException,
+    ) -> None:
+        """An untraced record failed: commit nothing, read every partition again from its
+        last commit, and trace each record until that work is committed again."""
+        keys = list(self.states)
+        log.warning("an emitted record failed, its input unknown: every partition read "
+                    "again from its last commit, its records traced", error=str(error),
+                    partitions=len(keys))  # fmt: skip
+        self._untraced, self._carried = None, {}  # all of it is done again
+        self._confirmer.trace(True)
+        old = self.detach(keys)
+        for state in old:
+            detached(state)
+            if state.tracker.seen > state.tracker.committed:  # work to read again
+                self._tracing[(state.topic, state.partition)] = state.tracker.seen
+        await drain(old, 0)  # cancels their tasks: their events are read again
+        for state in old:
+            disown(state)
+        self.assign(keys)
+        await poll.call(self.seek_committed, keys, self._timeout)
+
+    def _trace_while_behind(self) -> None:
+        """Stop tracing once every partition read again is committed past where it was."""
+        if not self._tracing:
+            return
+        for key, seen in list(self._tracing.items()):
+            state = self.states.get(key)
+            if state is None or state.tracker.committed >= seen:
+                del self._tracing[key]
+        if not self._tracing:
+            self._confirmer.trace(False)
 
     async def _rewind(
         self,

@@ -58,6 +58,11 @@ class OffsetTracker:
         return self._high
 
     @property
+    def seen(self) -> int:
+        """One past the highest offset seen; -1 before the first."""
+        return self._high
+
+    @property
     def pending(self) -> int:
         """How many offsets are begun but not done."""
         return len(self._pending)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streamkit.consumer.commits import KafkaCommits, PartitionKey
 from streamkit.consumer.state import Load
@@ -119,14 +119,9 @@ class TransactionalCommits(KafkaCommits):
         if self.fatal is None:
             self._abort(why)
 
-    def seek_committed(self, partitions: Iterable[PartitionKey]) -> None:
+    def seek_committed(self, partitions: Iterable[PartitionKey], timeout: float = 0.0) -> None:
         """After an abort: read every partition again from its committed offset (poll thread)."""
-        consumer = self._committer()
-        tps = [TopicPartition(t, p) for t, p in partitions]
-        if not tps:
-            return
-        committed = consumer.committed(tps, timeout=self._timeout)  # type: ignore[attr-defined]
-        self.seek_to([_from_committed(tp) for tp in committed])
+        super().seek_committed(partitions, timeout or self._timeout)
         self.rewind_needed = False
 
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -178,11 +173,6 @@ class TransactionalCommits(KafkaCommits):
         self._producer.begin_transaction()
         self._started = time.monotonic()
         self._refused_before = self._refused()
-
-
-def _from_committed(tp: TopicPartition) -> TopicPartition:
-    """Where to read again: the committed offset, or the beginning when none was."""
-    return TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
 
 
 _FENCED = {

@@ -9,13 +9,21 @@ waits for everything emitted so far (:meth:`Emitter.confirm`, a flush) before it
 That is what a hand-written loop does (produce, flush, commit), and what Quix Streams
 does.
 
-What keeps at-least-once: each emitted record's report callback names the input it came
-from (a ``partial``, called only if it fails: librdkafka drops a success's report and
-confluent-kafka frees the callback with it; a delivery report carries no headers), so a
-failed delivery names its input; the commit owner (:mod:`streamkit.consumer.confirmed`)
-commits that partition no further than it, and reads it again from there. A second
-producer, because ``delivery.report.only.error`` is a setting of the whole client: ``ctx.publish``, retry and DLQ records keep their
-reports on the worker's main producer.
+What keeps at-least-once: a record emitted *untraced* (the usual case) has nothing of
+its own in Python, not even a callback: a failure is reported to the client's one
+callback, which cannot tell the record's input (a delivery report carries no headers).
+The commit owner (:mod:`streamkit.consumer.confirmed`) then commits nothing, reads every
+partition again from its last commit and has the emitter *trace* (:meth:`Emitter.trace`)
+until the work read again is committed: each record then carries a callback naming its
+input (a ``partial``, called only on failure; librdkafka drops a success's report and
+confluent-kafka frees the callback with it), so the input whose record fails again is
+known, read again from there and sent down the failure path. Tracing every record costs
+about 7 % of a relay's throughput (scenario 8), so it is kept for the work after a
+failure.
+
+A second producer, because ``delivery.report.only.error`` is a setting of the whole
+client: ``ctx.publish``, retry and DLQ records keep their reports on the worker's main
+producer.
 """
 
 from __future__ import annotations
@@ -55,10 +63,13 @@ class Emitter:
             **settings,
             **FORCED_SETTINGS,
             "delivery.report.only.error": True,
+            "on_delivery": self._report_untraced,
         }
         self._producer: confluent_kafka.Producer | None = None
         self._lock = threading.Lock()
         self._failed: list[tuple[str, int, int, BaseException]] = []
+        self._untraced: BaseException | None = None  # the first untraced failure
+        self._traced = False
         self._closed = False
 
     @property
@@ -66,18 +77,25 @@ class Emitter:
         """True once something was emitted: commit points then confirm first."""
         return self._producer is not None
 
+    @property
+    def traced(self) -> bool:
+        """True while each record carries a callback naming its input."""
+        return self._traced
+
+    def trace(self, on: bool) -> None:
+        """Name each record's input from now on (``on``), for the commit owner."""
+        self._traced = on
+
     def emit(self, record: OutgoingRecord, source: tuple[str, int, int]) -> None:
         """Send ``record``; its delivery is confirmed by the next :meth:`confirm`."""
         producer = self._producer or self._start()
-        kwargs: dict[str, Any] = {
-            "key": record.key,
-            "headers": record.headers,
-            "on_delivery": partial(self._report, *source),
-        }
+        kwargs: dict[str, Any] = {"headers": record.headers}
+        if self._traced:
+            kwargs["on_delivery"] = partial(self._report, *source)
         if record.partition is not None:
             kwargs["partition"] = record.partition
         try:
-            producer.produce(record.topic, record.value, **kwargs)
+            producer.produce(record.topic, record.value, record.key, **kwargs)
         except BufferError:
             self._produce_when_room(producer, record.topic, record.value, kwargs)
         except KafkaException as exc:  # refused locally (too large, fatal): the handler's
@@ -96,9 +114,10 @@ class Emitter:
         left = producer.flush(timeout)
         with self._lock:  # a handler's thread may serve a report (waiting for room)
             failed, self._failed = self._failed, []
-        if not failed and not left:
+            untraced, self._untraced = self._untraced, None
+        if not failed and not left and untraced is None:
             return CONFIRMED
-        return Confirmation(left == 0, _by_source(failed))
+        return Confirmation(left == 0, _by_source(failed), untraced)
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush (bounded) and stop; return how many records were left unsent.
@@ -128,6 +147,15 @@ class Emitter:
                         f"invalid producer settings: {redact(self.settings, str(exc))}"
                     ) from None
             return self._producer
+
+    def _report_untraced(self, err: KafkaError | None, _: Any) -> None:
+        """The client's report for untraced records: failures only; whose, unknown."""
+        if err is None:
+            return
+        error = map_error(err)
+        with self._lock:
+            if self._untraced is None:
+                self._untraced = error
 
     def _report(
         self, topic: str, partition: int, offset: int, err: KafkaError | None, _: Any
