@@ -55,9 +55,9 @@ class Publisher(Protocol):
 class Emitting(Protocol):
     """Sends records whose delivery is confirmed in bulk, at commit points (``ctx.emit``)."""
 
-    def emit(self, record: OutgoingRecord, source: tuple[str, int, int]) -> None:
-        """Send ``record``, which came from the input at ``source`` (topic, partition,
-        offset); a failed delivery is told by :meth:`confirm`, not to the caller."""
+    def emit(self, record: OutgoingRecord, topic: str, partition: int, offset: int) -> None:
+        """Send ``record``, which came from the input at ``topic``/``partition``/``offset``;
+        a failed delivery is told at the next commit point, not to the caller."""
         ...
 
 

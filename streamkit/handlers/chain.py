@@ -21,7 +21,7 @@ log = structlog.get_logger("streamkit.middleware")
 class MiddlewareChain:
     """The middleware of one router, outermost first."""
 
-    __slots__ = ("_hooks", "_scopes", "active", "runs_sync")
+    __slots__ = ("_hooks", "_scopes", "active", "hooked", "runs_sync")
 
     def __init__(self, middleware: Sequence[Middleware]) -> None:
         self._scopes = list(middleware)
@@ -31,6 +31,7 @@ class MiddlewareChain:
         self._hooks = [
             mw for mw in middleware if type(mw).before_publish is not Middleware.before_publish
         ]
+        self.hooked = bool(self._hooks)  # any publish hook: else a send skips the call
 
         # Sync handlers skip the task when every scope has a sync form (see handle_sync).
         self.runs_sync = all(_has_sync_scope(mw) for mw in middleware)

@@ -155,9 +155,7 @@ class Context:
         """
         if self._publisher is None:
             raise RuntimeError("this context has no publisher")
-        delivery = self._publisher.emit(
-            event_type, data, key=key, topic=topic, headers=headers, ctx=self
-        )
+        delivery = self._publisher.emit(event_type, data, key, topic, headers, self)
         if delivery is not None:  # no emitter (exactly-once, tests): tracked as publish's
             self._pending.append(delivery)
 

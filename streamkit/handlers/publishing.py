@@ -59,11 +59,10 @@ class EventPublisher:
         )
         return self.send(record, ctx)
 
-    def emit(
+    def emit(  # positional: ctx.emit's one caller, once per output of a relay
         self,
         event_type: str,
         data: Any,
-        *,
         key: str | bytes | None,
         topic: str | None,
         headers: Headers | None,
@@ -80,10 +79,11 @@ class EventPublisher:
             headers=headers,
             event_id=new_event_id(),
         )
-        self.prepare(record, ctx)
+        if self.chain.hooked:
+            self.chain.before_publish(record, ctx)
         if self.emitter is None:
             return self.send_prepared(record)
-        self.emitter.emit(record, (ctx.topic, ctx.partition, ctx.offset))
+        self.emitter.emit(record, ctx.topic, ctx.partition, ctx.offset)
         return None
 
     def send(self, record: OutgoingRecord, ctx: Context | None = None) -> Delivery:

@@ -52,8 +52,8 @@ ROOM_WAIT = 30.0
 class Emitter:
     """The producer behind ``ctx.emit``: idempotent, ``acks=all``, failures only reported.
 
-    Its client is made on the first emit (a worker that never emits opens no second
-    connection). Thread-safe: handlers in threads may emit.
+    Its client is made by :meth:`start` (the worker's, at start-up) or on the first emit.
+    Thread-safe: handlers in threads may emit.
     """
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
@@ -70,12 +70,17 @@ class Emitter:
         self._failed: list[tuple[str, int, int, BaseException]] = []
         self._untraced: BaseException | None = None  # the first untraced failure
         self._traced = False
+        self._used = False  # anything emitted yet
         self._closed = False
 
     @property
     def active(self) -> bool:
         """True once something was emitted: commit points then confirm first."""
-        return self._producer is not None
+        return self._used
+
+    def start(self) -> None:
+        """Make the client now, not on the first emit."""
+        self._start()
 
     @property
     def traced(self) -> bool:
@@ -86,12 +91,14 @@ class Emitter:
         """Name each record's input from now on (``on``), for the commit owner."""
         self._traced = on
 
-    def emit(self, record: OutgoingRecord, source: tuple[str, int, int]) -> None:
-        """Send ``record``; its delivery is confirmed by the next :meth:`confirm`."""
+    def emit(self, record: OutgoingRecord, topic: str, partition: int, offset: int) -> None:
+        """Send ``record``, from input ``topic/partition/offset``; its delivery is
+        confirmed by the next :meth:`confirm`."""
         producer = self._producer or self._start()
+        self._used = True
         kwargs: dict[str, Any] = {"headers": record.headers}
         if self._traced:
-            kwargs["on_delivery"] = partial(self._report, *source)
+            kwargs["on_delivery"] = partial(self._report, topic, partition, offset)
         if record.partition is not None:
             kwargs["partition"] = record.partition
         try:
