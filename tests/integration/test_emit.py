@@ -133,3 +133,34 @@ def test_a_refused_emitted_record_sends_its_input_down_the_failure_path_once(
     # published again (at-least-once), none went missing.
     assert sorted(_outputs(kafka_bootstrap, out, EVENTS)) == list(range(EVENTS))
     assert all(handled[n] >= 1 for n in range(EVENTS))
+
+
+@pytest.mark.timeout(120)
+def test_a_revoke_confirms_what_was_emitted_before_it_commits(
+    kafka_bootstrap: str, make_topic: Any, unique: str
+) -> None:
+    # No periodic commit: every commit is a revoke's or a shutdown's (the blocking path),
+    # and each must find the outputs of what it commits on the broker.
+    source, out = make_topic("emit-reb-in", partitions=4), make_topic("emit-reb-out", partitions=2)
+    group = f"emit-reb-{unique}"
+    router, handled = _relay_router(source, out)
+    ensure_failure_topics(kafka_bootstrap, router, source, group)
+    events = [("order.created", {"n": n}, f"k{n % 13}") for n in range(EVENTS)]
+    produce_events(kafka_bootstrap, source, events)
+
+    def conf(member: str) -> Any:
+        return settings(kafka_bootstrap, group, [source], commit_interval=3600,
+                        kafka={"client.id": member})  # fmt: skip
+
+    a = RunningWorker(router, conf("A")).start()
+    wait_until(lambda: len(handled) == EVENTS, 45, "A to handle the backlog")
+    b = RunningWorker(router, conf("B")).start()  # A's revoke commits what it handled
+    more = [("order.created", {"n": n}, f"k{n % 13}") for n in range(EVENTS, 2 * EVENTS)]
+    produce_events(kafka_bootstrap, source, more)
+    wait_until(lambda: len(handled) == 2 * EVENTS, 45, "both to handle the rest")
+    b.stop()
+    a.stop()
+    assert committed(kafka_bootstrap, group, source, 4) == end_offsets(kafka_bootstrap, source, 4)
+    assert sorted(_outputs(kafka_bootstrap, out, 2 * EVENTS)) == list(range(2 * EVENTS))
+    # The revoke committed A's work: B read none of it again.
+    assert set(handled.values()) == {1}, handled.most_common(3)
