@@ -48,16 +48,7 @@ class EventPublisher:
         ctx: Context | None = None,
     ) -> Delivery:
         """Encode and send one event (to ``topic``, else the type's mapped topic)."""
-        record = event_record(
-            self.codec,
-            topic or self.publisher.topic_for(event_type),
-            event_type,
-            data,
-            key=key,
-            headers=headers,
-            event_id=new_event_id(),
-        )
-        return self.send(record, ctx)
+        return self.send(self._record(event_type, data, key, topic, headers), ctx)
 
     def emit(  # positional: ctx.emit's one caller, once per output of a relay
         self,
@@ -70,7 +61,23 @@ class EventPublisher:
     ) -> Delivery | None:
         """Encode and send one event for ``ctx.emit``: confirmed at the next commit
         point, or (no emitter) published and tracked as ``ctx.publish`` is."""
-        record = event_record(
+        record = self._record(event_type, data, key, topic, headers)
+        if self.chain.hooked:
+            self.chain.before_publish(record, ctx)
+        if self.emitter is None:
+            return self.send_prepared(record)
+        self.emitter.emit(record, ctx.topic, ctx.partition, ctx.offset)
+        return None
+
+    def _record(
+        self,
+        event_type: str,
+        data: Any,
+        key: str | bytes | None,
+        topic: str | None,
+        headers: Headers | None,
+    ) -> OutgoingRecord:
+        return event_record(
             self.codec,
             topic or self.publisher.topic_for(event_type),
             event_type,
@@ -79,12 +86,6 @@ class EventPublisher:
             headers=headers,
             event_id=new_event_id(),
         )
-        if self.chain.hooked:
-            self.chain.before_publish(record, ctx)
-        if self.emitter is None:
-            return self.send_prepared(record)
-        self.emitter.emit(record, ctx.topic, ctx.partition, ctx.offset)
-        return None
 
     def send(self, record: OutgoingRecord, ctx: Context | None = None) -> Delivery:
         """Run the publish hooks on ``record``, then send it as it is."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -45,6 +45,32 @@ def _relay_router(source: str, out: str, big: str | None = None) -> tuple[Router
     return router, handled
 
 
+class Relay(NamedTuple):
+    source: str
+    out: str
+    group: str
+    router: Router
+    handled: Counter[int]
+
+
+def _relay(bootstrap: str, make_topic: Any, unique: str, name: str, **kw: Any) -> Relay:
+    """Topics, a relay router and its failure topics; EVENTS events waiting (keys k0-k6)."""
+    source = make_topic(f"{name}-in", partitions=kw.get("partitions", 2))
+    out = make_topic(f"{name}-out", partitions=2)
+    big = None
+    if kw.get("big"):  # refuses what the relay emits for TRIGGER: too large
+        big = make_topic(f"{name}-big", partitions=1, config={"max.message.bytes": "1024"})
+    group = f"{name}-{unique}"
+    router, handled = _relay_router(source, out, big)
+    ensure_failure_topics(bootstrap, router, source, group)
+    _produce(bootstrap, source, range(EVENTS))
+    return Relay(source, out, group, router, handled)
+
+
+def _produce(bootstrap: str, source: str, ns: range) -> None:
+    produce_events(bootstrap, source, [("order.created", {"n": n}, f"k{n % 7}") for n in ns])
+
+
 def _outputs(bootstrap: str, topic: str, expected: int) -> Counter[int]:
     return Counter(env.loads(m.value())["data"]["n"] for m in read_all(bootstrap, topic, expected))
 
@@ -53,18 +79,12 @@ def _outputs(bootstrap: str, topic: str, expected: int) -> Counter[int]:
 def test_emitted_records_are_confirmed_before_their_inputs_are_committed(
     kafka_bootstrap: str, make_topic: Any, unique: str
 ) -> None:
-    source, out = make_topic("emit-in", partitions=2), make_topic("emit-out", partitions=2)
-    group = f"emit-{unique}"
-    router, handled = _relay_router(source, out)
-    ensure_failure_topics(kafka_bootstrap, router, source, group)
-    produce_events(
-        kafka_bootstrap, source, [("order.created", {"n": n}, f"k{n % 7}") for n in range(EVENTS)]
-    )
-    ends = end_offsets(kafka_bootstrap, source, 2)
-    with RunningWorker(router, settings(kafka_bootstrap, group, [source])):
-        wait_until(lambda: committed(kafka_bootstrap, group, source, 2) == ends, 45, "commits")
-    assert sorted(_outputs(kafka_bootstrap, out, EVENTS)) == list(range(EVENTS))
-    assert set(handled.values()) == {1}  # nothing failed: nothing read again
+    r = _relay(kafka_bootstrap, make_topic, unique, "emit")
+    ends = end_offsets(kafka_bootstrap, r.source, 2)
+    with RunningWorker(r.router, settings(kafka_bootstrap, r.group, [r.source])):
+        wait_until(lambda: committed(kafka_bootstrap, r.group, r.source, 2) == ends, 45, "commits")
+    assert sorted(_outputs(kafka_bootstrap, r.out, EVENTS)) == list(range(EVENTS))
+    assert set(r.handled.values()) == {1}  # nothing failed: nothing read again
 
 
 @pytest.mark.timeout(90)
@@ -73,47 +93,31 @@ def test_the_shutdown_commit_confirms_what_was_emitted_first(
 ) -> None:
     # No periodic commit in the run: the only commit is the shutdown's, and every output
     # it covers must be on the broker.
-    source, out = (
-        make_topic("emit-stop-in", partitions=2),
-        make_topic("emit-stop-out", partitions=2),
-    )
-    group = f"emit-stop-{unique}"
-    router, handled = _relay_router(source, out)
-    ensure_failure_topics(kafka_bootstrap, router, source, group)
-    produce_events(
-        kafka_bootstrap, source, [("order.created", {"n": n}, f"k{n % 7}") for n in range(EVENTS)]
-    )
-    ends = end_offsets(kafka_bootstrap, source, 2)
-    conf = settings(kafka_bootstrap, group, [source], commit_interval=3600)
-    with RunningWorker(router, conf):
-        wait_until(lambda: len(handled) == EVENTS, 45, "every event handled")
-        assert committed(kafka_bootstrap, group, source, 2) != ends  # nothing committed yet
-    assert committed(kafka_bootstrap, group, source, 2) == ends
-    assert sorted(_outputs(kafka_bootstrap, out, EVENTS)) == list(range(EVENTS))
+    r = _relay(kafka_bootstrap, make_topic, unique, "emit-stop")
+    ends = end_offsets(kafka_bootstrap, r.source, 2)
+    conf = settings(kafka_bootstrap, r.group, [r.source], commit_interval=3600)
+    with RunningWorker(r.router, conf):
+        wait_until(lambda: len(r.handled) == EVENTS, 45, "every event handled")
+        assert committed(kafka_bootstrap, r.group, r.source, 2) != ends  # none committed yet
+    assert committed(kafka_bootstrap, r.group, r.source, 2) == ends
+    assert sorted(_outputs(kafka_bootstrap, r.out, EVENTS)) == list(range(EVENTS))
 
 
 @pytest.mark.timeout(120)
 def test_a_refused_emitted_record_sends_its_input_down_the_failure_path_once(
     kafka_bootstrap: str, make_topic: Any, unique: str
 ) -> None:
-    source, out = make_topic("emit-bad-in", partitions=2), make_topic("emit-bad-out", partitions=2)
-    big = make_topic("emit-big", partitions=1, config={"max.message.bytes": "1024"})
-    group = f"emit-bad-{unique}"
-    router, handled = _relay_router(source, out, big)
-    ensure_failure_topics(kafka_bootstrap, router, source, group)
-    produce_events(
-        kafka_bootstrap, source, [("order.created", {"n": n}, f"k{n % 7}") for n in range(EVENTS)]
-    )
-    dlq, tier = f"{source}.{group}.dlq", f"{source}.{group}.retry.1"
-    ends = end_offsets(kafka_bootstrap, source, 2)
-    with RunningWorker(router, settings(kafka_bootstrap, group, [source])) as running:
-        wait_until(lambda: committed(kafka_bootstrap, group, source, 2) == ends, 60, "commits")
+    r = _relay(kafka_bootstrap, make_topic, unique, "emit-bad", big=True)
+    dlq, tier = f"{r.source}.{r.group}.dlq", f"{r.source}.{r.group}.retry.1"
+    ends = end_offsets(kafka_bootstrap, r.source, 2)
+    with RunningWorker(r.router, settings(kafka_bootstrap, r.group, [r.source])) as running:
+        wait_until(lambda: committed(kafka_bootstrap, r.group, r.source, 2) == ends, 60, "commits")
         dead = read_all(kafka_bootstrap, dlq, 1, timeout=45)
         # The retry tier's partition that holds the input (as many partitions as its source).
         used = {p: end for p, end in end_offsets(kafka_bootstrap, tier, 2).items() if end}
         assert list(used.values()) == [1]
         wait_until(
-            lambda: {p: committed(kafka_bootstrap, group, tier, 2)[p] for p in used} == used,
+            lambda: {p: committed(kafka_bootstrap, r.group, tier, 2)[p] for p in used} == used,
             30,
             "the retry tier's commit",
         )
@@ -124,15 +128,15 @@ def test_a_refused_emitted_record_sends_its_input_down_the_failure_path_once(
     # again, traced (2 runs). Traced, its input was named and sent to the retry tier, whose
     # run failed too (3; a fourth if tracing had stopped by then: untraced once more), then
     # to the DLQ. Bounded: no hot loop.
-    assert 3 <= handled[TRIGGER] <= 4, handled[TRIGGER]
+    assert 3 <= r.handled[TRIGGER] <= 4, r.handled[TRIGGER]
     assert len(dead) == 1
     headers = dict(dead[0].headers())
     assert headers[env.H_ERROR_TYPE] == b"RecordTooLargeError"
     assert env.loads(dead[0].value())["data"]["n"] == TRIGGER  # its input, as it was
     # Every other event's output is there: the events read again after the failed input
     # published again (at-least-once), none went missing.
-    assert sorted(_outputs(kafka_bootstrap, out, EVENTS)) == list(range(EVENTS))
-    assert all(handled[n] >= 1 for n in range(EVENTS))
+    assert sorted(_outputs(kafka_bootstrap, r.out, EVENTS)) == list(range(EVENTS))
+    assert all(r.handled[n] >= 1 for n in range(EVENTS))
 
 
 @pytest.mark.timeout(120)
@@ -141,26 +145,21 @@ def test_a_revoke_confirms_what_was_emitted_before_it_commits(
 ) -> None:
     # No periodic commit: every commit is a revoke's or a shutdown's (the blocking path),
     # and each must find the outputs of what it commits on the broker.
-    source, out = make_topic("emit-reb-in", partitions=4), make_topic("emit-reb-out", partitions=2)
-    group = f"emit-reb-{unique}"
-    router, handled = _relay_router(source, out)
-    ensure_failure_topics(kafka_bootstrap, router, source, group)
-    events = [("order.created", {"n": n}, f"k{n % 13}") for n in range(EVENTS)]
-    produce_events(kafka_bootstrap, source, events)
+    r = _relay(kafka_bootstrap, make_topic, unique, "emit-reb", partitions=4)
 
     def conf(member: str) -> Any:
-        return settings(kafka_bootstrap, group, [source], commit_interval=3600,
+        return settings(kafka_bootstrap, r.group, [r.source], commit_interval=3600,
                         kafka={"client.id": member})  # fmt: skip
 
-    a = RunningWorker(router, conf("A")).start()
-    wait_until(lambda: len(handled) == EVENTS, 45, "A to handle the backlog")
-    b = RunningWorker(router, conf("B")).start()  # A's revoke commits what it handled
-    more = [("order.created", {"n": n}, f"k{n % 13}") for n in range(EVENTS, 2 * EVENTS)]
-    produce_events(kafka_bootstrap, source, more)
-    wait_until(lambda: len(handled) == 2 * EVENTS, 45, "both to handle the rest")
+    a = RunningWorker(r.router, conf("A")).start()
+    wait_until(lambda: len(r.handled) == EVENTS, 45, "A to handle the backlog")
+    b = RunningWorker(r.router, conf("B")).start()  # A's revoke commits what it handled
+    _produce(kafka_bootstrap, r.source, range(EVENTS, 2 * EVENTS))
+    wait_until(lambda: len(r.handled) == 2 * EVENTS, 45, "both to handle the rest")
     b.stop()
     a.stop()
-    assert committed(kafka_bootstrap, group, source, 4) == end_offsets(kafka_bootstrap, source, 4)
-    assert sorted(_outputs(kafka_bootstrap, out, 2 * EVENTS)) == list(range(2 * EVENTS))
+    ends = end_offsets(kafka_bootstrap, r.source, 4)
+    assert committed(kafka_bootstrap, r.group, r.source, 4) == ends
+    assert sorted(_outputs(kafka_bootstrap, r.out, 2 * EVENTS)) == list(range(2 * EVENTS))
     # The revoke committed A's work: B read none of it again.
-    assert set(handled.values()) == {1}, handled.most_common(3)
+    assert set(r.handled.values()) == {1}, r.handled.most_common(3)
