@@ -61,6 +61,14 @@ class WorkerReports:
         self.metrics.child(self.metrics.produced, outcome).inc()
         self.metrics.produce_latency.observe(latency)
 
+    def emitted(self, sent: int, failed: int) -> None:
+        """``ctx.emit``'s records since the last call: ``sent`` confirmed, ``failed`` not
+        (counted at commit points; an untraced failure counts one, however many failed)."""
+        if sent > failed:
+            self.metrics.child(self.metrics.produced, "ok").inc(sent - failed)
+        if failed:
+            self.metrics.child(self.metrics.produced, "failed").inc(failed)
+
     def flush_deliveries(self) -> None:
         """Count the acknowledgements queued since the last call (the poll loop's turn)."""
         acked = self._acked

@@ -92,6 +92,7 @@ class Worker:
         self.reports = WorkerReports(self.metrics, self.group)
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self._stopping = False
+        self._emitted = (0, 0)  # ctx.emit's records counted in the metrics so far
         self.stuck = False  # a shutdown step outlived its bound (see streamkit run)
         # Daemon threads: a blocking=True handler stuck past the shutdown bound must not
         # keep the process alive (its event is not committed; the next owner handles it).
@@ -286,6 +287,7 @@ class Worker:
         if not await self._bounded(commits.commit_sync, owned, deadline=deadline):
             log.warning("final commit did not finish in time; events after the last commit "
                         "will be handled again", offsets=len(owned))  # fmt: skip
+        self._count_emitted()
         # close() runs the revoke callback, which needs the loop: call it from the poll thread.
         if not await self._bounded(self.consumer.close, deadline=deadline):
             log.warning("leaving the group did not finish in time")
@@ -357,11 +359,19 @@ class Worker:
         commits = self.pipeline.commits
         if isinstance(commits, ConfirmedCommits):  # records emitted: confirmed first
             await commits.commit_point(self.poll, self._detached)
+            self._count_emitted()
             return
         if not isinstance(commits, TransactionalCommits):
             commits.commit_due()
             return
         await CommitPoint(commits=commits, poll=self.poll, detached=self._detached).run()
+
+    def _count_emitted(self) -> None:
+        emitter = self.emitter
+        if emitter is not None and (emitter.sent, emitter.failed) != self._emitted:
+            sent, failed = emitter.sent, emitter.failed
+            self.reports.emitted(sent - self._emitted[0], failed - self._emitted[1])
+            self._emitted = (sent, failed)
 
     def _poll_timeout(self) -> float:
         timeout = self.settings.poll_timeout

@@ -72,6 +72,10 @@ class Emitter:
         self._traced = False
         self._used = False  # anything emitted yet
         self._closed = False
+        # Totals for the produced-records metric: an int add per record, not a lock
+        # (emits from a handler's thread may rarely lose one; only a count).
+        self.sent = 0
+        self.failed = 0
 
     @property
     def active(self) -> bool:
@@ -96,6 +100,7 @@ class Emitter:
         confirmed by the next :meth:`confirm`."""
         producer = self._producer or self._start()
         self._used = True
+        self.sent += 1
         kwargs: dict[str, Any] = {"headers": record.headers}
         if self._traced:
             kwargs["on_delivery"] = partial(self._report, topic, partition, offset)
@@ -124,6 +129,7 @@ class Emitter:
             untraced, self._untraced = self._untraced, None
         if not failed and not left and untraced is None:
             return CONFIRMED
+        self.failed += len(failed) + (untraced is not None)
         return Confirmation(left == 0, _by_source(failed), untraced)
 
     def close(self, timeout: float = 10.0) -> int:

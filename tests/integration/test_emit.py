@@ -81,10 +81,12 @@ def test_emitted_records_are_confirmed_before_their_inputs_are_committed(
 ) -> None:
     r = _relay(kafka_bootstrap, make_topic, unique, "emit")
     ends = end_offsets(kafka_bootstrap, r.source, 2)
-    with RunningWorker(r.router, settings(kafka_bootstrap, r.group, [r.source])):
+    with RunningWorker(r.router, settings(kafka_bootstrap, r.group, [r.source])) as running:
         wait_until(lambda: committed(kafka_bootstrap, r.group, r.source, 2) == ends, 45, "commits")
     assert sorted(_outputs(kafka_bootstrap, r.out, EVENTS)) == list(range(EVENTS))
     assert set(r.handled.values()) == {1}  # nothing failed: nothing read again
+    produced = running.worker.metrics.registry.get_sample_value
+    assert produced("streamkit_produced_total", {"outcome": "ok"}) == EVENTS
 
 
 @pytest.mark.timeout(90)
