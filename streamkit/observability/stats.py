@@ -7,8 +7,7 @@ the sums once per poll loop iteration.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter as Tally
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from contextvars import ContextVar
 from typing import Any
@@ -32,6 +31,7 @@ class BatchStats:
         "_failures",
         "_group",
         "_metrics",
+        "_oks",
         "_publish",
     )
 
@@ -40,6 +40,9 @@ class BatchStats:
         self._group = group
         self._counts: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._durations: defaultdict[str, list[float]] = defaultdict(list)
+        # The hot path's events done: (topic, event type) -> their handler durations; the
+        # count is the list's length (one table touched per event, not two).
+        self._oks: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
         # One traced duration per (event type, bucket) and flush: exemplars for the panel.
         self._exemplars: dict[tuple[str, int], tuple[float, str]] = {}
         self._failures: defaultdict[tuple[str, str, str], int] = defaultdict(int)
@@ -54,10 +57,10 @@ class BatchStats:
     def ok(self, topic: str, event_type: str, seconds: float) -> None:
         """One handler run took ``seconds`` and its event is done: :meth:`duration` and
         :meth:`count` ``ok`` in one call (the hot path's)."""
-        self._counts[(topic, event_type, "ok")] += 1
         if EXEMPLAR_TRACE_ID.get() is None:
-            self._durations[event_type].append(seconds)
+            self._oks[(topic, event_type)].append(seconds)
         else:
+            self._counts[(topic, event_type, "ok")] += 1
             self.duration(event_type, seconds)
 
     def duration(self, event_type: str, seconds: float) -> None:
@@ -99,6 +102,9 @@ class BatchStats:
     def flush(self) -> None:
         """Apply everything gathered since the last flush to the metrics."""
         m, group = self._metrics, self._group
+        for (topic, event_type), values in self._oks.items():
+            self._counts[(topic, event_type, "ok")] += len(values)
+            self._durations[event_type].extend(values)
         for (topic, event_type, outcome), n in self._counts.items():
             m.child(m.events, group, topic, event_type, outcome).inc(n)
         for event_type, values in self._durations.items():
@@ -119,9 +125,10 @@ class BatchStats:
         self._clear()
 
     def _clear(self) -> None:
-        for table in (self._counts, self._durations, self._failures, self._decode, self._publish):
+        for table in (self._counts, self._durations, self._oks, self._failures, self._decode):
             table.clear()
         self._dependency_waits.clear()
+        self._publish.clear()
         self._exemplars.clear()
 
 
@@ -138,6 +145,13 @@ def observe_many(histogram: Any, values: list[float]) -> None:
         for value in values:
             histogram.observe(value)
         return
-    for index, n in Tally(bisect_left(bounds, v) for v in values).items():
-        buckets[index].inc(n)
+    # Sorted once (in C), each bucket's count is two bisections of the batch: no Python
+    # step per value (a bisect per value cost ~0.1 us per event in scenario 1).
+    ordered = sorted(values)
+    below = 0
+    for index, bound in enumerate(bounds):
+        upto = bisect_right(ordered, bound)  # a value equal to a bound is in its bucket
+        if upto > below:
+            buckets[index].inc(upto - below)
+            below = upto
     total.inc(sum(values))
