@@ -128,8 +128,8 @@ def _notes(b: Bench) -> list[str]:
         f"Throughput: {s.s8_events:,} waiting envelopes, {s.partitions} partitions; the "
         "handler validates the event and publishes one envelope: ctx.publish, not awaited "
         "(the runtime waits for its ack before the event is done), or ctx.emit (no report "
-        "per record: the commit point flushes the emitter, then commits; a failed record "
-        "rewinds its partition to its input). Window: first to last event handled.",
+        "per record: the commit point flushes the emitter, then commits; after a failed "
+        "record, what it touched is read again). Window: first to last event handled.",
         f"Latency: {s.s8_rate:,} events/s for {s.s8_seconds:g} s after {WARM_UP} warm-up "
         "events; time.time() when the output is read by a read_committed consumer in the "
         "bench process minus time.time() at the input's produce(). Exactly-once outputs "
