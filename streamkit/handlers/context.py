@@ -147,9 +147,10 @@ class Context:
         The fast way to publish one event per event (a relay): no delivery report per
         record. This event counts as done when the handler returns; its offset is
         committed only after every record emitted before the commit was acknowledged. If
-        one failed, its input's partition is read again from that input, which then goes
-        down the failure path (retry tier, DLQ) with the delivery's error; events after
-        it on that partition are handled again (at-least-once). Use :meth:`publish` to
+        one failed, nothing is committed then: the partitions are read again from their
+        last commit with each record traced to its input, and an input whose record fails
+        again goes down the failure path (retry tier, DLQ) with the delivery's error;
+        the events read again run again (at-least-once). Use :meth:`publish` to
         await a delivery or act on its result. Records emitted and published go through
         two producers: keep one of the two for events whose relative order matters.
         """
