@@ -92,7 +92,6 @@ class Worker:
         self.reports = WorkerReports(self.metrics, self.group)
         self.health = health or HealthState(stall_after=self.settings.stall_after)
         self._stopping = False
-        self._emitted = (0, 0)  # ctx.emit's records counted in the metrics so far
         self.stuck = False  # a shutdown step outlived its bound (see streamkit run)
         # Daemon threads: a blocking=True handler stuck past the shutdown bound must not
         # keep the process alive (its event is not committed; the next owner handles it).
@@ -367,11 +366,8 @@ class Worker:
         await CommitPoint(commits=commits, poll=self.poll, detached=self._detached).run()
 
     def _count_emitted(self) -> None:
-        emitter = self.emitter
-        if emitter is not None and (emitter.sent, emitter.failed) != self._emitted:
-            sent, failed = emitter.sent, emitter.failed
-            self.reports.emitted(sent - self._emitted[0], failed - self._emitted[1])
-            self._emitted = (sent, failed)
+        if self.emitter is not None:
+            self.reports.emitted(*self.emitter.take_counts())
 
     def _poll_timeout(self) -> float:
         timeout = self.settings.poll_timeout

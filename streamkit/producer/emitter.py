@@ -76,6 +76,7 @@ class Emitter:
         # (emits from a handler's thread may rarely lose one; only a count).
         self.sent = 0
         self.failed = 0
+        self._counted = (0, 0)  # what take_counts() returned so far
 
     @property
     def active(self) -> bool:
@@ -90,6 +91,12 @@ class Emitter:
     def traced(self) -> bool:
         """True while each record carries a callback naming its input."""
         return self._traced
+
+    def take_counts(self) -> tuple[int, int]:
+        """Records sent and failed since the last call (for the produced-records metric)."""
+        totals = (self.sent, self.failed)
+        counted, self._counted = self._counted, totals
+        return totals[0] - counted[0], totals[1] - counted[1]
 
     def trace(self, on: bool) -> None:
         """Name each record's input from now on (``on``), for the commit owner."""
