@@ -106,8 +106,7 @@ class Emitter:
         """Send ``record``, from input ``topic/partition/offset``; its delivery is
         confirmed by the next :meth:`confirm`."""
         producer = self._producer or self._start()
-        self._used = True
-        self.sent += 1
+        self._used = True  # before the record can be in flight: commit points confirm
         kwargs: dict[str, Any] = {"headers": record.headers}
         if self._traced:
             kwargs["on_delivery"] = partial(self._report, topic, partition, offset)
@@ -119,6 +118,7 @@ class Emitter:
             self._produce_when_room(producer, record.topic, record.value, kwargs)
         except KafkaException as exc:  # refused locally (too large, fatal): the handler's
             raise map_error(exc.args[0]) from None  # failure, as a raise of its own would be
+        self.sent += 1
 
     def confirm(self, timeout: float) -> Confirmation:
         """Wait up to ``timeout`` for every record emitted so far; say which inputs failed.
