@@ -88,10 +88,9 @@ class Dispatcher:
         self._chain = publisher.chain  # one chain: scopes here, publish hooks in the publisher
         # A sync handler needs a task only under a scope that has no sync form.
         self._task_scopes = bool(self._chain) and not self._chain.runs_sync
-        # Header value -> inline sync handler, for records that need no other routing step:
-        # none when a topic handler or a codec of another family could claim them first,
-        # or when a scope of the chain needs a task anyway.
-        self._inline = {} if self._task_scopes else router.inline_by_header()
+        # Header value -> handler, for records that need no other routing step (none when
+        # a topic handler could claim them first): decoded at once, no router step.
+        self._by_header = router.by_header()
         self.scheduler = Scheduler(
             loop=self._loop,
             max_inflight=max_inflight,
@@ -149,14 +148,12 @@ class Dispatcher:
             return False
         if state.failed_outputs is not None and self._output_failed(msg, state, headers):
             return True
-        if state.running == state.awaiting:  # no job holds or waits for a lane
-            spec = self._inline.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
-            if spec is not None and self._run_fast(msg, state, spec, headers, retry):
-                return True
-        self.handle(msg, state, headers)
+        spec = self._by_header.get(env.header_value(headers, env.HEADER_EVENT_TYPE))
+        if spec is None or not self._run_known(msg, state, spec, headers, retry):
+            self.handle(msg, state, headers)
         return True
 
-    def _run_fast(
+    def _run_known(
         self,
         msg: Record,
         state: PartitionState,
@@ -164,12 +161,13 @@ class Dispatcher:
         headers: Headers | None,
         retry: int,
     ) -> bool:
-        """The hot path: a sync handler named by the header, no lane of its partition busy
-        (a retry tier's record too, ``retry`` its tier: its attempt is in its headers).
+        """The hot paths: a handler named by the header (a retry tier's record too,
+        ``retry`` its tier: its attempt is in its headers), decoded with no router step.
 
-        What :meth:`handle` would do for such a record, without its routing steps; False
-        (nothing done) for anything unusual -- an empty value, a decode error -- which
-        :meth:`handle` then takes from the start.
+        A sync handler with no lane of its partition busy runs right here; anything else
+        goes on as :meth:`handle` would after routing. False (nothing done) for anything
+        unusual -- an empty value, a decode error -- which :meth:`handle` then takes from
+        the start.
         """
         value = msg.value()
         if not value:
@@ -180,10 +178,14 @@ class Dispatcher:
             return False
         attempt = (env.header_int(headers, env.H_ATTEMPT) or 1) if retry else 1
         meta: Meta = (event_id, spec.event_type, attempt, headers)
-        if self._chain.active or spec.wants_ctx:  # sync scopes only (see _task_scopes)
-            self._run_scoped(msg, state, spec, payload, meta)
+        # No job holds or waits for a lane, and no scope of the chain needs a task.
+        if spec.inline and state.running == state.awaiting and not self._task_scopes:
+            if self._chain.active or spec.wants_ctx:  # sync scopes only
+                self._run_scoped(msg, state, spec, payload, meta)
+            else:
+                self._run_plain(msg, state, spec, payload, meta)
         else:
-            self._run_plain(msg, state, spec, payload, meta)
+            self._route(msg, state, spec, payload, meta)
         return True
 
     def _output_failed(self, msg: Record, state: PartitionState, headers: Headers | None) -> bool:
@@ -230,13 +232,24 @@ class Dispatcher:
             state.done_now(msg)
             return
         spec, event_type, payload, event_id = resolved
+        self._route(msg, state, spec, payload, (event_id, event_type, attempt, headers))
+
+    def _route(
+        self,
+        msg: Record,
+        state: PartitionState,
+        spec: HandlerSpec,
+        payload: object,
+        meta: Meta,
+    ) -> None:
+        """Run or queue a decoded record: on the spot, or as a job through its lane."""
         lanes_free = state.running == state.awaiting
         if spec.plain and lanes_free and not self._chain.active:
-            self._run_plain(msg, state, spec, payload, (event_id, event_type, attempt, headers))
+            self._run_plain(msg, state, spec, payload, meta)
             return
-        job = Job(msg, state, spec, payload, event_id, event_type, attempt, headers)
+        job = Job(msg, state, spec, payload, *meta)
         if spec.keep_key_order:
-            job.lot = self.lot.lot_key(msg, headers, state.tier)
+            job.lot = self.lot.lot_key(msg, meta[3], state.tier)
         if spec.is_async or spec.blocking or not lanes_free or self._task_scopes:
             state.begin(msg)
             self.scheduler.submit(job)
@@ -452,7 +465,11 @@ class Dispatcher:
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
         self.scheduler.job_ending(job)  # the job launched from here on runs in this task
-        self.stats.duration(spec.event_type, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if error is None and job.lot is None and (ctx is None or not ctx.pending_deliveries()):
+            self._settle_ok(job, seconds)  # the usual outcome: no step of _settle's needed
+            return
+        self.stats.duration(spec.event_type, seconds)
         self._settle(job, ctx, error)
 
     async def _invoke(self, job: Job, ctx: Context | None) -> None:
@@ -506,6 +523,20 @@ class Dispatcher:
                 # frames that held the error: a cycle of ~15 objects a failure, otherwise
                 # left to the cyclic collector.
                 error.__traceback__ = None
+
+    def _settle_ok(self, job: Job, seconds: float) -> None:
+        """:meth:`_settle` for a job that ran to its end with nothing left to wait for and
+        no parking lot: counted ok (its duration too), its offset done, its lane freed."""
+        state = job.state
+        if job.held is not None:
+            self.hold.passed(job)
+        try:
+            self.stats.ok(state.topic, job.spec.event_type, seconds)
+            state.tracker.finish(job.msg.offset())
+        except Exception as exc:  # a bug of ours: never strand the event (see _settle)
+            self.failures.fallback(job, exc)
+        finally:
+            self._release(job)
 
     def _resume(self, job: Job) -> None:
         """A held job's turn again: decoded again if decoding waited, then run as queued."""

@@ -55,9 +55,9 @@ class Job:
         self.held: TransientDependencyError | None = None  # what it waits on (consumer/hold)
         # A copy of the contextvars of whoever took the record (the worker's poll loop, a
         # test's TestBroker.publish): its handler runs in it, never in those of the task
-        # or callback that happens to launch it (the job before it in its lane). Used as
-        # it is, not copied again: one job, one task at a time (a held job's next try
-        # sees what its first set; another copy per event cost ~5 % of scenario 2).
+        # or callback that happens to launch it (the job before it in its lane): in it, or
+        # in a task's context equal to it (a copy made per task, not per event: another
+        # copy per event cost ~5 % of scenario 2; see Scheduler._run_of).
         self.context = contextvars.copy_context()
 
 

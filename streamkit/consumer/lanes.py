@@ -55,17 +55,19 @@ class Lanes(Generic[J]):
             self._again.append(lane)
             return
         queue = self._busy.get(lane)
-        if not queue and not self._again:  # the usual case: nothing waits behind it
+        if not queue and not self._again:  # the usual case of few keys: nothing waits
             if queue is not None:
                 del self._busy[lane]
             return
         self._releasing = True
         try:
-            pending = [lane]
+            if queue:  # the usual case of a busy key: its next job, with no step between
+                self._start(queue.popleft())
+            elif queue is not None:
+                del self._busy[lane]
+            pending = self._again
             while pending:
                 self._release_one(pending.pop())
-                pending.extend(self._again)
-                self._again.clear()
         finally:
             self._releasing = False
 

@@ -65,21 +65,19 @@ class HandlerSpec:
     topic: str | None = None  # a topic handler: every record of this topic
     # Derived once (read per event, where a property would be a call each time):
     # ``plain``, a sync handler of the payload alone, the runtime's fastest path;
-    # ``awaited_directly``, an async handler with nothing around the call (no thread, no
-    # timeout): its task awaits it as it is.
+    # ``inline``, a sync handler that may run on the loop thread the moment its record
+    # arrives; ``awaited_directly``, an async handler with nothing around the call (no
+    # thread, no timeout): its task awaits it as it is.
     plain: bool = field(init=False)
+    inline: bool = field(init=False)
     awaited_directly: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        plain = not (self.is_async or self.blocking or self.wants_ctx or self.keep_key_order)
-        object.__setattr__(self, "plain", plain)
+        inline = not (self.is_async or self.blocking or self.keep_key_order)
+        object.__setattr__(self, "inline", inline)
+        object.__setattr__(self, "plain", inline and not self.wants_ctx)
         direct = self.is_async and not self.blocking and self.timeout is None
         object.__setattr__(self, "awaited_directly", direct)
-
-    @property
-    def inline(self) -> bool:
-        """A sync handler that may run on the loop thread the moment its record arrives."""
-        return not (self.is_async or self.blocking or self.keep_key_order)
 
     @property
     def name(self) -> str:
@@ -259,16 +257,16 @@ class Router:
             keep_key_order=False,
         )
 
-    def inline_by_header(self) -> dict[bytes | None, HandlerSpec]:
-        """``event_type`` header bytes -> handler, for the dispatcher's hot path.
+    def by_header(self) -> dict[bytes | None, HandlerSpec]:
+        """``event_type`` header bytes -> handler, for the dispatcher's hot paths.
 
-        Only sync handlers that run inline (:attr:`HandlerSpec.inline`), and none at all
-        when a topic handler exists (it claims its topic's records whatever their header
-        says): for the records it names, a lookup here is exactly what :meth:`resolve` would find.
+        None at all when a topic handler exists (it claims its topic's records whatever
+        their header says), and never the catch-all: for the records it names, a lookup
+        here is exactly what :meth:`resolve` would find.
         """
         if self._by_topic:
             return {}
-        return {t.encode(): spec for t, spec in self._handlers.items() if spec.inline and t != "*"}
+        return {t.encode(): spec for t, spec in self._handlers.items() if t != "*"}
 
     def get(self, event_type: str) -> HandlerSpec | None:
         """The handler for ``event_type``, or None."""

@@ -11,7 +11,7 @@ import pytest
 from streamkit import Context, Router, TransientDependencyError
 from streamkit.consumer.job import Job
 from streamkit.consumer.pipeline import Pipeline, build_pipeline
-from streamkit.consumer.scheduler import RUN_LENGTH
+from streamkit.consumer.scheduler import CHECK_EVERY, RUN_LENGTH
 from streamkit.consumer.state import drain
 from streamkit.envelope import encode_envelope
 from streamkit.observability.metrics import Metrics
@@ -238,6 +238,61 @@ def test_a_handler_that_sets_a_contextvar_does_not_pass_it_to_the_next_event() -
 class _Sync(Msg):
     def value(self) -> bytes:
         return encode_envelope("s", {})
+
+
+def test_a_job_run_with_no_wrapper_leaves_nothing_it_set_to_the_jobs_after_it() -> None:
+    # Past the first checks, a task awaits its jobs as they are, in its own contextvars:
+    # once one of them sets a variable, those differ from the next job's, which then
+    # runs in its own (InContext) and sees nothing of it.
+    router = Router()
+    before: list[int | None] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        before.append(REQUEST.get())
+        if ctx.offset == 2 * CHECK_EVERY:  # a job run with no wrapper (see _run_of)
+            REQUEST.set(ctx.offset)
+        await asyncio.sleep(0)
+
+    events = 3 * CHECK_EVERY
+    _, state = _run_key(router, events)
+    assert before == [None] * events
+    assert state.tracker.position == events
+
+
+def test_a_handler_that_stops_waiting_runs_a_bounded_number_of_jobs_per_loop_step() -> None:
+    # Jobs awaited with no wrapper are not asked whether they gave the loop a turn: a
+    # handler that waited for the first jobs, then stops, runs at most CHECK_EVERY jobs
+    # back to back before a check finds it out and the next job gets a task of its own.
+    router = Router()
+    ticks = [0]
+    entered: list[int] = []
+
+    @router.handler("e")
+    async def on(data: dict[str, Any], ctx: Context) -> None:
+        entered.append(ticks[0])
+        if ctx.offset < 2:
+            await asyncio.sleep(0)
+
+    async def ticker() -> None:
+        while True:  # one tick per loop step
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        pipeline = _pipeline(router, max_inflight=100)
+        (state,) = pipeline.commits.assign([("t", 0)])
+        tick = asyncio.create_task(ticker())
+        for offset in range(RUN_LENGTH):
+            pipeline.dispatcher.take(_Event(0, offset), state)  # type: ignore[arg-type]
+        while state.tracker.position < RUN_LENGTH:
+            await asyncio.wait_for(asyncio.sleep(0), 5)
+        tick.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    per_step = [entered.count(t) for t in set(entered)]
+    assert len(entered) == RUN_LENGTH
+    assert max(per_step) <= CHECK_EVERY
 
 
 def test_a_queued_sync_job_does_not_see_what_the_async_job_before_it_set() -> None:
