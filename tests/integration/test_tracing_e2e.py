@@ -35,7 +35,7 @@ from tests.integration.helpers import (
 )
 from tests.integration.inproc import RunningWorker, settings
 from tests.integration.jaeger import Jaeger, jaeger
-from tests.integration.prom import PrometheusServer
+from tests.integration.prom import PrometheusServer, prometheus_binary
 from tests.integration.services.traced import router as invoices_router
 
 __all__ = ["jaeger"]  # the session fixture, used by name below
@@ -256,6 +256,7 @@ def test_dead_lettered_then_replayed_event_stays_one_trace(
 def test_prometheus_stores_trace_id_exemplars_that_jaeger_knows(
     kafka_bootstrap: str, jaeger: Jaeger, make_topic: Any, unique: str, tmp_path: Path
 ) -> None:
+    prometheus_binary()  # skips (locally) before a service is started and left running
     invoices, billing = make_topic("invoices", partitions=1), f"billing-{unique}"
     ensure_failure_topics(kafka_bootstrap, invoices_router, invoices, billing)
     service = Service(
