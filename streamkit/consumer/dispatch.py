@@ -465,11 +465,7 @@ class Dispatcher:
         except BaseException as exc:  # see _call_sync: handler code's, not a crash
             error = exc
         self.scheduler.job_ending(job)  # the job launched from here on runs in this task
-        seconds = time.perf_counter() - started
-        if error is None and job.lot is None and (ctx is None or not ctx.pending_deliveries()):
-            self._settle_ok(job, seconds)  # the usual outcome: no step of _settle's needed
-            return
-        self.stats.duration(spec.event_type, seconds)
+        self.stats.duration(spec.event_type, time.perf_counter() - started)
         self._settle(job, ctx, error)
 
     async def _invoke(self, job: Job, ctx: Context | None) -> None:
@@ -523,20 +519,6 @@ class Dispatcher:
                 # frames that held the error: a cycle of ~15 objects a failure, otherwise
                 # left to the cyclic collector.
                 error.__traceback__ = None
-
-    def _settle_ok(self, job: Job, seconds: float) -> None:
-        """:meth:`_settle` for a job that ran to its end with nothing left to wait for and
-        no parking lot: counted ok (its duration too), its offset done, its lane freed."""
-        state = job.state
-        if job.held is not None:
-            self.hold.passed(job)
-        try:
-            self.stats.ok(state.topic, job.spec.event_type, seconds)
-            state.tracker.finish(job.msg.offset())
-        except Exception as exc:  # a bug of ours: never strand the event (see _settle)
-            self.failures.fallback(job, exc)
-        finally:
-            self._release(job)
 
     def _resume(self, job: Job) -> None:
         """A held job's turn again: decoded again if decoding waited, then run as queued."""

@@ -72,11 +72,10 @@ class Emitter:
         self._traced = False
         self._used = False  # anything emitted yet
         self._closed = False
-        # Totals for the produced-records metric: an int add per record, not a lock
-        # (emits from a handler's thread may rarely lose one; only a count).
-        self.sent = 0
-        self.failed = 0
-        self._counted = (0, 0)  # what take_counts() returned so far
+        # Counts for the produced-records metric since take_counts(): an int add per
+        # record, not a lock (emits from a handler's thread may rarely lose one).
+        self._n_sent = 0
+        self._n_failed = 0
 
     @property
     def active(self) -> bool:
@@ -94,9 +93,9 @@ class Emitter:
 
     def take_counts(self) -> tuple[int, int]:
         """Records sent and failed since the last call (for the produced-records metric)."""
-        totals = (self.sent, self.failed)
-        counted, self._counted = self._counted, totals
-        return totals[0] - counted[0], totals[1] - counted[1]
+        counts = (self._n_sent, self._n_failed)
+        self._n_sent = self._n_failed = 0
+        return counts
 
     def trace(self, on: bool) -> None:
         """Name each record's input from now on (``on``), for the commit owner."""
@@ -118,7 +117,7 @@ class Emitter:
             self._produce_when_room(producer, record.topic, record.value, kwargs)
         except KafkaException as exc:  # refused locally (too large, fatal): the handler's
             raise map_error(exc.args[0]) from None  # failure, as a raise of its own would be
-        self.sent += 1
+        self._n_sent += 1
 
     def confirm(self, timeout: float) -> Confirmation:
         """Wait up to ``timeout`` for every record emitted so far; say which inputs failed.
@@ -136,7 +135,7 @@ class Emitter:
             untraced, self._untraced = self._untraced, None
         if not failed and not left and untraced is None:
             return CONFIRMED
-        self.failed += len(failed) + (untraced is not None)
+        self._n_failed += len(failed) + (untraced is not None)
         return Confirmation(left == 0, _by_source(failed), untraced)
 
     def close(self, timeout: float = 10.0) -> int:
