@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any, Protocol
 
@@ -74,14 +75,16 @@ def lane_of(spec: HandlerSpec, msg: Record) -> Hashable | None:
 class EventStats(Protocol):
     """Where the consumer core counts outcomes (observability's BatchStats implements it)."""
 
+    # (topic, event type) -> durations of handlers whose events were done ok, with no
+    # exemplar to record: :meth:`duration` and :meth:`count` ``ok`` in one append, no call
+    # (the hot path's, where no middleware runs).
+    ok_times: defaultdict[tuple[str, str], list[float]]
+
     def count(self, topic: str, event_type: str, outcome: str) -> None:
         """One event finished with ``outcome``."""
 
     def duration(self, event_type: str, seconds: float) -> None:
         """One handler run took ``seconds``."""
-
-    def ok(self, topic: str, event_type: str, seconds: float) -> None:
-        """:meth:`duration`, then :meth:`count` ``ok``: one call on the hot path."""
 
     def failure(self, kind: str, event_type: str, error_type: str) -> None:
         """One event was sent to a retry tier (``kind`` retry) or the DLQ."""

@@ -429,19 +429,7 @@ class Worker:
         return cast(list[Record], msgs)
 
     def _dispatch(self, msgs: list[Record]) -> None:
-        states, take = self.states, self.pipeline.dispatcher.take
-        last: dict[PartitionState, Record] = {}
-        for msg in msgs:
-            if msg.error() is not None:
-                self.reports.record_error(msg.error())
-                continue
-            state = states.get((msg.topic(), msg.partition()))
-            if state is None or state.gated:
-                continue  # revoked meanwhile, or sought back to a retry record not yet due
-            if take(msg, state):
-                last[state] = msg
-        for state, msg in last.items():  # for the lag-seconds estimate, once per batch
-            state.tracker.last_timestamp = msg.timestamp()[1]
+        self.pipeline.dispatcher.take_batch(msgs, self.states, self.reports.record_error)
         self._check_flow()
 
     def _check_flow(self) -> None:

@@ -133,10 +133,6 @@ class PartitionState:
         """A held job runs again (or is abandoned)."""
         self.held -= 1
 
-    def done_now(self, record: Record) -> None:
-        """``record`` was handled on the spot: done without entering the in-flight set."""
-        self.tracker.done_inline(record.offset())
-
     def ack_started(self) -> None:
         """A retry/DLQ record of this partition was sent; its source offset waits for it."""
         self.acks += 1

@@ -29,15 +29,17 @@ class OffsetTracker:
         self._high = offset + 1
         self.last_timestamp = timestamp
 
-    def done_inline(self, offset: int) -> None:
-        """An event begun and finished at once: nothing to hold, whatever else is pending.
+    def read_to(self, offset: int, timestamp: int) -> None:
+        """The records up to ``offset`` (its timestamp, ms) were taken: called once per
+        poll batch for the last record of the partition, not once per record.
 
-        The position is the lowest offset begun and not done, so an offset done on the
-        spot behind one still in flight needs no entry: it is passed over with the rest
-        once that one finishes. The caller records ``last_timestamp`` once per batch (it
-        only feeds the lag estimate).
+        The position is the lowest offset begun and not done, so a record done on the
+        spot needs no entry of its own: one behind a record still in flight is passed
+        over with the rest once that one finishes, and with nothing in flight the
+        position is one past the last record taken -- what this sets.
         """
         self._high = offset + 1
+        self.last_timestamp = timestamp
 
     def finish(self, offset: int) -> None:
         """Mark ``offset`` done; advances the position over any contiguous done prefix."""

@@ -27,11 +27,10 @@ def test_an_event_stuck_in_flight_pauses_fetching_once_its_span_reaches_the_boun
     flow = FlowControl(client, max_buffered=10_000, max_pending=100, later=lambda f, a: f(a))
     stuck, other = (PartitionState("t", p, Tier("t", 0)) for p in (0, 1))
     stuck.tracker.begin(0, 0)  # in flight: nothing behind it may be committed
-    for offset in range(1, 99):
-        stuck.tracker.done_inline(offset)  # done on the spot, held by nothing
+    stuck.tracker.read_to(98, 0)  # 1-98 taken and done on the spot, held by nothing
     flow.check(buffered=1, states=[stuck, other])
     assert client.calls == [] and not flow.backpressure  # 99 offsets would be read again
-    stuck.tracker.done_inline(99)
+    stuck.tracker.read_to(99, 0)
     flow.check(buffered=1, states=[stuck, other])
     assert client.calls == [("pause", [0, 1])] and flow.backpressure
     stuck.tracker.finish(0)

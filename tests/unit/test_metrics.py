@@ -178,15 +178,16 @@ def test_observe_many_matches_observe_one_by_one() -> None:
     assert samples[0] == samples[1]
 
 
-def test_batch_stats_ok_is_duration_and_count_in_one_call_exemplar_included() -> None:
+def test_batch_stats_ok_times_are_counted_ok_and_observed_beside_an_exemplar() -> None:
     from streamkit.observability.stats import EXEMPLAR_TRACE_ID, BatchStats
 
     metrics = Metrics()
     stats = BatchStats(metrics, "g")
-    stats.ok("orders", "order.created", 0.0002)
+    stats.ok_times[("orders", "order.created")].append(0.0002)  # the hot path's way
     token = EXEMPLAR_TRACE_ID.set("ab" * 16)  # inside a traced handler's scope
     try:
-        stats.ok("orders", "order.created", 0.0002)
+        stats.count("orders", "order.created", "ok")
+        stats.duration("order.created", 0.0002)
     finally:
         EXEMPLAR_TRACE_ID.reset(token)
     assert [t for _, t in stats._exemplars.values()] == ["ab" * 16]  # the traced run's
@@ -196,3 +197,5 @@ def test_batch_stats_ok_is_duration_and_count_in_one_call_exemplar_included() ->
     assert _sample(reg, "streamkit_events_total", **labels) == 2
     count = "streamkit_handler_duration_seconds_count"
     assert _sample(reg, count, event_type="order.created") == 2
+    stats.flush()  # flushed once: nothing is counted twice
+    assert _sample(reg, "streamkit_events_total", **labels) == 2

@@ -21,13 +21,12 @@ def test_position_only_moves_over_a_done_prefix() -> None:
     assert t.pending == 0
 
 
-def test_offsets_done_inline_behind_one_in_flight_wait_for_it_and_hold_nothing() -> None:
+def test_records_done_on_the_spot_behind_one_in_flight_wait_for_it_and_hold_nothing() -> None:
     t = OffsetTracker()
-    t.done_inline(5)
-    assert t.position == 6
+    t.read_to(5, 50)  # a batch's records up to 5 taken, all done on the spot
+    assert (t.position, t.last_timestamp) == (6, 50)
     t.begin(6, 1)
-    for offset in range(7, 1000):
-        t.done_inline(offset)
+    t.read_to(999, 60)  # the next batch: 6 in flight, 7-999 done on the spot
     assert t.position == 6  # 6 still in flight: nothing past it may be committed
     assert (t.pending, t.span) == (1, 994)  # one held; a restart would read 994 again
     t.begin(1000, 2)
