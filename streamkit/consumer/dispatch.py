@@ -93,7 +93,7 @@ class Dispatcher:
         # a topic handler could claim them first): decoded at once, no router step.
         self._by_header = router.by_header()
         # Where a handler run on the spot with no middleware is counted ok with its
-        # duration: no scope, so no exemplar to record (what BatchStats.ok checks first).
+        # duration: no scope, so no exemplar to record (the tracing middleware sets one).
         self._ok_times = stats.ok_times
         self.scheduler = Scheduler(
             loop=self._loop,
