@@ -217,11 +217,12 @@ class Dispatcher:
             return False
         attempt = (env.header_int(headers, env.H_ATTEMPT) or 1) if retry else 1
         meta: Meta = (event_id, spec.event_type, attempt, headers)
-        lanes_free = state.running == state.awaiting  # no job holds or waits for a lane
-        if spec.plain and lanes_free and not self._chain.active:  # the likeliest first
-            self._run_plain(msg, state, spec, payload, meta)
-        elif spec.inline and lanes_free and not self._task_scopes:  # sync scopes only
-            self._run_scoped(msg, state, spec, payload, meta)
+        # No job holds or waits for a lane, and no scope of the chain needs a task.
+        if spec.inline and state.running == state.awaiting and not self._task_scopes:
+            if self._chain.active or spec.wants_ctx:  # sync scopes only
+                self._run_scoped(msg, state, spec, payload, meta)
+            else:
+                self._run_plain(msg, state, spec, payload, meta)
         else:
             self._route(msg, state, spec, payload, meta)
         return True
