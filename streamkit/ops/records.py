@@ -53,6 +53,12 @@ class DeadLetter:
     @classmethod
     def from_message(cls, msg: Any) -> DeadLetter:
         """Wrap a consumed confluent-kafka message (no copies of key or value)."""
+        return cls.of(msg, msg.headers() or [])
+
+    @classmethod
+    def of(cls, msg: Any, headers: env.Headers) -> DeadLetter:
+        """:meth:`from_message` with the headers already read (a record's headers are read
+        once: see ``Dispatcher._take`` for what touching broken ones again does)."""
         return cls(
             msg.topic(),
             msg.partition(),
@@ -60,7 +66,7 @@ class DeadLetter:
             msg.timestamp()[1],
             msg.key(),
             msg.value(),
-            msg.headers() or [],
+            headers,
         )
 
     @property

@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from streamkit import envelope as env
 from streamkit.consumer.gcpolicy import worker_gc
 from streamkit.errors import ProducerError
 from streamkit.ops import ledger
@@ -34,12 +35,13 @@ from streamkit.ops.reader import Span, scan
 from streamkit.ops.records import DeadLetter
 from streamkit.ops.replay_plan import (
     BATCH,
+    Origin,
     ReplayOptions,
     ReplayReport,
     default_group,
     default_target,
-    origin_headers,
     replay_headers,
+    rewrite_headers,
     target_partition,
 )
 from streamkit.producer import Delivery, Producer
@@ -93,6 +95,8 @@ class Replayer:
         self._paced = 0
         self._flushed = False  # the last batch flush left nothing in flight
         self._replayed: dict[ledger.Position, ledger.Entry] = {}  # the ledger at the start
+        self._filtering = options.flt.active
+        self._prefix = f"{options.dlq_topic}/"  # of each record's replayed-from position
 
     def run(self) -> ReplayReport:
         """Replay from the group's last commit up to the end offsets of this moment."""
@@ -169,14 +173,14 @@ class Replayer:
     def _send_batch(self, batch: list[Any]) -> tuple[list[_Item], bool, OpsError | None]:
         """Send what ``batch`` selects: (items handled, go on?, error that ends the replay)."""
         items: list[_Item] = []
-        at_ms = int(time.time() * 1000)
+        stamp = str(int(time.time() * 1000)).encode()  # replayed-at: one per batch
         go_on, error = True, None
         for msg in batch:
             if self._should_end():
                 go_on = False
                 break
             try:
-                item = self._one(DeadLetter.from_message(msg), at_ms)
+                item = self._one(msg, stamp)
             except OpsError as exc:
                 error = exc
                 break
@@ -197,15 +201,20 @@ class Replayer:
             return True
         return False
 
-    def _one(self, record: DeadLetter, at_ms: int) -> _Item | None:
-        item = _Item(record.partition, record.offset)
-        if not self.options.flt.matches(record):
+    def _one(self, msg: Any, stamp: bytes) -> _Item | None:
+        """Replay one consumed dead letter (per-record path: the :class:`DeadLetter` view
+        is made only where a filter, a dry run or an unknown origin needs one)."""
+        headers = msg.headers() or []  # read once: see DeadLetter.of
+        item = _Item(msg.partition(), msg.offset())
+        if self._filtering and not self.options.flt.matches(DeadLetter.of(msg, headers)):
             self.report.skipped += 1
             return item
-        if (record.partition, record.offset) in self._replayed:
+        if (item.partition, item.offset) in self._replayed:
             self.report.already += 1
             return item
-        target, partition = self._route(record)
+        position = f"{self._prefix}{item.partition}/{item.offset}".encode()
+        kept, origin = rewrite_headers(headers, position, stamp)
+        target, partition = self._route(msg, headers, origin)
         item.target = target
         if not self._pace():
             self.report.interrupted = True
@@ -214,25 +223,25 @@ class Replayer:
         self.report.targets[target] += 1
         if self._producer is None:
             if len(self.report.sample) < SAMPLE:
-                self.report.sample.append((record, target))
+                self.report.sample.append((DeadLetter.of(msg, headers), target))
             return item
-        headers = replay_headers(record.headers, record.position, at_ms)
         try:
             item.delivery = self._producer.send(
-                target, record.value, key=record.key, headers=headers, partition=partition
+                target, msg.value(), key=msg.key(), headers=kept, partition=partition
             )
         except ProducerError as exc:  # rejected locally (too large, queue stuck)
             self._failed(item, exc)
         return item
 
-    def _route(self, record: DeadLetter) -> tuple[str, int | None]:
+    def _route(self, msg: Any, headers: env.Headers, origin: Origin) -> tuple[str, int | None]:
         """Target topic and partition: ``--to`` as the key decides, or the retry tier
         partition numbered like the source partition, as the runtime routes failures."""
         if self.options.to:
             return self.options.to, None  # checked before the replay started
-        source, group, partition = origin_headers(record.headers)
+        source, group, partition = origin
         target = self._targets.get((source, group))
         if target is None:
+            record = DeadLetter.of(msg, headers)
             target = default_target(record, self.options.names)
             self._check(target, record)
             self._targets[(source, group)] = target

@@ -20,23 +20,32 @@ BATCH = 5000  # records per produce-then-commit round
 
 def replay_headers(headers: env.Headers, position: str, at_ms: int) -> env.Headers:
     """The record's headers minus failure (and earlier replay) headers, plus this replay's."""
-    kept = [(k, v) for k, v in headers if k not in DROP_HEADERS]
-    kept.append((env.H_REPLAYED_FROM, position.encode()))
-    kept.append((env.H_REPLAYED_AT, str(at_ms).encode()))
-    return kept
+    return rewrite_headers(headers, position.encode(), str(at_ms).encode())[0]
 
 
-def origin_headers(headers: env.Headers) -> tuple[bytes | None, bytes | None, bytes | None]:
-    """(original topic, group, original partition) header values in one pass (last wins)."""
-    source = group = partition = None
-    for key, value in headers:
-        if key == env.H_ORIGINAL_TOPIC:
-            source = value
-        elif key == env.H_GROUP:
-            group = value
-        elif key == env.H_ORIGINAL_PARTITION:
-            partition = value
-    return source, group, partition
+# Where rewrite_headers puts the value of each header a replay routes by.
+_ORIGIN = {env.H_ORIGINAL_TOPIC: 0, env.H_GROUP: 1, env.H_ORIGINAL_PARTITION: 2}
+Origin = list[bytes | None]  # [original topic, group, original partition]
+
+
+def rewrite_headers(
+    headers: env.Headers, replayed_from: bytes, replayed_at: bytes
+) -> tuple[env.Headers, Origin]:
+    """One pass over a dead letter's headers (replay's per-record path): the headers it
+    is sent with (:func:`replay_headers`), and the values of its original topic, group
+    and original partition headers (the last of each wins; None when absent)."""
+    kept: env.Headers = []
+    origin: Origin = [None, None, None]
+    for header in headers:
+        key = header[0]
+        slot = _ORIGIN.get(key)
+        if slot is not None:
+            origin[slot] = header[1]
+        if key not in DROP_HEADERS:
+            kept.append(header)
+    kept.append((env.H_REPLAYED_FROM, replayed_from))
+    kept.append((env.H_REPLAYED_AT, replayed_at))
+    return kept, origin
 
 
 def target_partition(raw: bytes | None, count: int) -> int | None:

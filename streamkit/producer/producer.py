@@ -6,7 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
@@ -175,23 +175,25 @@ class Producer:
         if self._closing:
             raise ProducerClosedError("producer is closed")
         delivery = Delivery(self._on_delivery, self._on_settled)
-        kwargs: dict[str, Any] = {
-            "key": as_key(key),
-            "headers": headers,
-            "on_delivery": delivery._report,
-        }
-        if partition is not None:
-            kwargs["partition"] = partition
+        key = as_key(key)
+        # -1: librdkafka's "unassigned" (the partitioner decides), produce()'s own default.
+        partition = -1 if partition is None else partition
         if not self._overflow:  # the usual case: straight in, no lock
+            # Keywords spelled out, no dict: once per record (~0.3 us less). The cast: the
+            # stub wants list[tuple[str, str | bytes | None]], and lists are invariant.
             try:
-                self._producer.produce(topic, value, **kwargs)
+                self._producer.produce(
+                    topic, value, key=key, partition=partition, headers=cast(Any, headers),
+                    on_delivery=delivery._report,
+                )  # fmt: skip
                 return delivery
             except BufferError:
                 pass
             except KafkaException as exc:
                 self._refused(exc.args[0])
                 raise map_error(exc.args[0]) from None
-        self._hold(topic, value, kwargs, delivery)
+        kwargs: dict[str, Any] = {"key": key, "partition": partition, "headers": headers}
+        self._hold(topic, value, {**kwargs, "on_delivery": delivery._report}, delivery)
         return delivery
 
     def _hold(

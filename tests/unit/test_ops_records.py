@@ -13,6 +13,7 @@ from streamkit.ops.filters import RecordFilter
 from streamkit.ops.produce import Outgoing, parse_data, parse_lines
 from streamkit.ops.records import DeadLetter
 from streamkit.ops.replay import default_group, default_target, replay_headers
+from streamkit.ops.replay_plan import rewrite_headers
 
 NOW = 1_700_000_000_000
 FAILURE = [
@@ -137,6 +138,16 @@ def test_a_second_replay_replaces_the_replay_headers() -> None:
     assert env.header_value(twice, env.H_REPLAYED_FROM) == b"d/0/99"
     assert sum(1 for k, _ in twice if k == env.H_REPLAYED_FROM) == 1
     assert sum(1 for k, _ in twice if k == env.H_ORIGINAL_TOPIC) == 1
+
+
+def test_the_one_pass_rewrite_reads_the_origin_the_last_repeat_winning() -> None:
+    # A record failed, was replayed and failed again under another group: its headers
+    # repeat, and the last of each names where it goes back to.
+    headers = dead_letter().headers + [(env.H_GROUP, b"shipping"), (env.H_ORIGINAL_PARTITION, b"0")]
+    kept, origin = rewrite_headers(headers, b"d/1/7", b"1")
+    assert origin == [b"orders", b"shipping", b"0"]
+    assert kept == replay_headers(headers, "d/1/7", 1)
+    assert rewrite_headers(USER, b"d/1/7", b"1")[1] == [None, None, None]
 
 
 def test_the_default_target_is_the_groups_first_retry_tier() -> None:
