@@ -143,7 +143,7 @@ def test_a_second_replay_replaces_the_replay_headers() -> None:
 def test_the_one_pass_rewrite_reads_the_origin_the_last_repeat_winning() -> None:
     # A record failed, was replayed and failed again under another group: its headers
     # repeat, and the last of each names where it goes back to.
-    headers = dead_letter().headers + [(env.H_GROUP, b"shipping"), (env.H_ORIGINAL_PARTITION, b"0")]
+    headers = [*dead_letter().headers, (env.H_GROUP, b"shipping"), (env.H_ORIGINAL_PARTITION, b"0")]
     kept, origin = rewrite_headers(headers, b"d/1/7", b"1")
     assert origin == [b"orders", b"shipping", b"0"]
     assert kept == replay_headers(headers, "d/1/7", 1)
