@@ -142,12 +142,17 @@ class Dispatcher:
         """
         last: dict[PartitionState, Record] = {}
         take = self._take
+        topic, partition, state = "", -1, None
         for msg in msgs:
             error = msg.error()
             if error is not None:
                 on_error(error)
                 continue
-            state = states.get((msg.topic(), msg.partition()))
+            # A batch comes in runs of one partition's records: its state is looked up
+            # once a run (each record's topic is a new str, hashed again for a lookup).
+            if msg.partition() != partition or msg.topic() != topic:
+                topic, partition = msg.topic(), msg.partition()
+                state = states.get((topic, partition))
             if state is None or state.gated:
                 continue  # revoked meanwhile, or sought back to a retry record not yet due
             if take(msg, state):

@@ -245,6 +245,11 @@ class _Headed(_Sync):  # named by its event_type header: the dispatcher's hot pa
         return [("event_type", b"s")]
 
 
+class _Elsewhere(_Headed):  # the same partition number, of a topic not assigned here
+    def topic(self) -> str:
+        return "u"
+
+
 class _Failed(Msg):  # an error in place of a record
     def error(self) -> Any:
         return "broken"
@@ -267,12 +272,13 @@ def test_a_batch_moves_each_partition_past_its_last_record_once_done_on_the_spot
         first, second = pipeline.commits.assign([("t", 0), ("t", 1)])
         errors: list[Any] = []
         batch = [_Headed(0, 0), _Headed(1, 7), _Failed(0, 50), _Headed(0, 1), _Headed(2, 3)]
+        batch += [_Headed(0, 2), _Elsewhere(0, 9)]  # a partition's state is looked up per run
         pipeline.dispatcher.take_batch(batch, pipeline.commits.states, errors.append)  # type: ignore[arg-type]
-        assert (first.tracker.position, second.tracker.position) == (2, 8)
+        assert (first.tracker.position, second.tracker.position) == (3, 8)
         assert (first.tracker.pending, second.tracker.pending) == (0, 0)
         assert errors == ["broken"]
-        assert ran == [1, 1, 1]  # partition 2 is not assigned here: skipped
-        assert len(pipeline.stats.ok_times[("t", "s")]) == 3  # counted ok, once each
+        assert ran == [1, 1, 1, 1]  # partition 2, and topic u, are not assigned here: skipped
+        assert len(pipeline.stats.ok_times[("t", "s")]) == 4  # counted ok, once each
 
     asyncio.run(scenario())
 
