@@ -143,7 +143,7 @@ class Dispatcher:
         last: dict[PartitionState, Record] = {}
         take = self._take
         topic, partition, state = "", -1, None
-        for msg in msgs:
+        for msg, headers in zip(msgs, read_headers(msgs), strict=True):
             error = msg.error()
             if error is not None:
                 on_error(error)
@@ -155,7 +155,7 @@ class Dispatcher:
                 state = states.get((topic, partition))
             if state is None or state.gated:
                 continue  # revoked meanwhile, or sought back to a retry record not yet due
-            if take(msg, state):
+            if take(msg, state, headers):
                 last[state] = msg
         for state, msg in last.items():
             state.tracker.read_to(msg.offset(), msg.timestamp()[1])
@@ -163,27 +163,19 @@ class Dispatcher:
     def take(self, msg: Record, state: PartitionState) -> bool:
         """:meth:`take_batch` for one record (the in-memory broker's way); False if
         ``gate`` held it back (a retry not yet due)."""
-        if not self._take(msg, state):
+        if not self._take(msg, state, read_headers([msg])[0]):
             return False
         state.tracker.read_to(msg.offset(), msg.timestamp()[1])
         return True
 
-    def _take(self, msg: Record, state: PartitionState) -> bool:
-        """Handle one polled record; False if ``gate`` held it back (a retry not yet due).
+    def _take(self, msg: Record, state: PartitionState, headers: Headers | None) -> bool:
+        """Handle one polled record, its headers read (:func:`read_headers`); False if
+        ``gate`` held it back (a retry not yet due).
 
-        Headers are read exactly once per record: for a header name that is not UTF-8,
-        confluent-kafka (2.16) raises SystemError or UnicodeDecodeError, or returns a list
-        holding a NULL, and touching that record's headers again crashes the interpreter.
-        Such a record goes to the DLQ with its key and value as they are.
+        A record whose headers could not be read goes to the DLQ with its key and value
+        as they are.
         """
-        try:
-            headers = msg.headers()
-            # The same defect may instead hand back a list holding a NULL, with no error
-            # at all; gc sees only real items (115 ns), touching the NULL would crash.
-            broken = headers is not None and len(_referents(headers)) != len(headers)
-        except (SystemError, UnicodeDecodeError):  # which one varies: both mean the same
-            broken = True
-        if broken:
+        if headers is BROKEN:
             bad = DecodeError("undecodable header name (not UTF-8)", raw=msg.value())
             self.failures.bad_input(msg, None, state, bad, 1)
             return True
@@ -619,6 +611,52 @@ class Dispatcher:
     def _release(self, job: Job) -> None:
         job.state.release()
         self.scheduler.release_lane(job.lane)
+
+
+# In place of the headers of a record whose headers cannot be read (see read_headers);
+# told apart by identity, never read.
+BROKEN: Headers = []
+
+
+def read_headers(msgs: list[Record]) -> list[Headers | None]:
+    """Each record's headers, read once; :data:`BROKEN` where a header name is not UTF-8.
+
+    confluent-kafka (2.16) then builds the (name, value) pair with a NULL name and sets a
+    UnicodeDecodeError without failing the call: raised as SystemError by a call made
+    through the interpreter's checked path, left pending by its specialised one (a hot
+    loop) until some later call or loop end meets it. Touching the NULL crashes the
+    interpreter; ``gc.get_referents`` sees only real items, and is a checked call. Such
+    a record goes to the DLQ with its key and value as they are.
+    """
+    heads: list[Headers | None] = []
+    try:
+        for msg in msgs:
+            heads.append(msg.headers())
+        # One look for the whole batch (per record it cost ~5 % of the hot path): an
+        # error left pending surfaces here, and every pair must hold two real items.
+        if _whole(_referents(*heads), sum(map(len, filter(None, heads)))):
+            return heads
+    except (SystemError, UnicodeDecodeError):  # which one varies: both mean the same
+        pass
+    return [h if not h or _whole(_referents(h), len(h)) else BROKEN for h in heads] + [
+        _read_one(msg) for msg in msgs[len(heads) :]
+    ]
+
+
+def _whole(pairs: list[Any], count: int) -> bool:
+    """``pairs`` (header tuples, as gc sees them) are ``count`` pairs of real items."""
+    return len(pairs) == count and len(_referents(*pairs)) == 2 * count
+
+
+def _read_one(msg: Record) -> Headers | None:
+    """:func:`read_headers` for one record, the first one its batch's look could not
+    read (its call may have raised; the client keeps what it built, so a second call
+    returns that with no new error) or one after it."""
+    try:
+        headers = msg.headers()
+        return headers if not headers or _whole(_referents(headers), len(headers)) else BROKEN
+    except (SystemError, UnicodeDecodeError):
+        return BROKEN
 
 
 def _call_fn(job: Job, ctx: Context | None) -> None:

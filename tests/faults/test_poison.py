@@ -127,6 +127,21 @@ def test_header_name_that_is_not_utf8_goes_to_the_dlq_byte_for_byte(env) -> None
 
 
 @pytest.mark.timeout(60)
+def test_two_header_names_that_are_not_utf8_in_one_batch_both_go_to_the_dlq(env) -> None:
+    # Contract: a batch's headers are checked in one look; with two broken records in
+    # it (each leaves an error pending, the second replacing the first), each is found
+    # by itself and dead-lettered, and every healthy record around them is handled.
+    first, second = encode_envelope("j.sync", {"seq": 0}), encode_envelope("j.sync", {"seq": 1})
+
+    def poison(topic: str) -> None:
+        bad = [(b"\xff\xfe", b"v"), (b"ok", b"fine")]  # a whole pair after the broken one
+        raw_produce(env[0], topic, 0, [(b"bad-1", first, bad), (b"bad-2", second, bad)])
+
+    _, dlq = scenario("two non-UTF-8 header names", env, poison, dead=2)
+    assert sorted((m.key(), m.value()) for m in dlq) == [(b"bad-1", first), (b"bad-2", second)]
+
+
+@pytest.mark.timeout(60)
 def test_retry_with_nan_delay_settles_the_record(env) -> None:
     # Contract: `raise Retry(delay=float("nan"))` is rejected where it is raised, so the
     # record still ends somewhere (retry tier, then DLQ) and the offset moves on.
