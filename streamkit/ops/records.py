@@ -58,7 +58,7 @@ class DeadLetter:
     @classmethod
     def of(cls, msg: Any, headers: env.Headers) -> DeadLetter:
         """:meth:`from_message` with the headers already read (a record's headers are read
-        once: see ``Dispatcher._take`` for what touching broken ones again does)."""
+        once: see ``consumer.dispatch.read_headers`` for what touching broken ones does)."""
         return cls(
             msg.topic(),
             msg.partition(),

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from streamkit import envelope as env
+from streamkit.consumer.dispatch import BROKEN, read_headers
 from streamkit.consumer.gcpolicy import worker_gc
 from streamkit.errors import ProducerError
 from streamkit.ops import ledger
@@ -175,12 +176,12 @@ class Replayer:
         items: list[_Item] = []
         stamp = str(int(time.time() * 1000)).encode()  # replayed-at: one per batch
         go_on, error = True, None
-        for msg in batch:
+        for msg, headers in zip(batch, read_headers(batch), strict=True):
             if self._should_end():
                 go_on = False
                 break
             try:
-                item = self._one(msg, stamp)
+                item = self._one(msg, headers, stamp)
             except OpsError as exc:
                 error = exc
                 break
@@ -201,10 +202,16 @@ class Replayer:
             return True
         return False
 
-    def _one(self, msg: Any, stamp: bytes) -> _Item | None:
-        """Replay one consumed dead letter (per-record path: the :class:`DeadLetter` view
-        is made only where a filter, a dry run or an unknown origin needs one)."""
-        headers = msg.headers() or []  # read once: see DeadLetter.of
+    def _one(self, msg: Any, headers: env.Headers | None, stamp: bytes) -> _Item | None:
+        """Replay one consumed dead letter, its headers read once (``read_headers``; the
+        :class:`DeadLetter` view is made only where a filter, a dry run or an unknown
+        origin needs one)."""
+        if headers is BROKEN:  # touching them would crash the interpreter
+            raise OpsError(
+                f"{self._prefix}{msg.partition()}/{msg.offset()} has a header name that is "
+                "not UTF-8 and cannot be replayed; progress up to it is committed"
+            )
+        headers = headers or []
         item = _Item(msg.partition(), msg.offset())
         if self._filtering and not self.options.flt.matches(DeadLetter.of(msg, headers)):
             self.report.skipped += 1

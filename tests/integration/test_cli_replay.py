@@ -403,3 +403,26 @@ def test_a_record_the_broker_refuses_is_not_counted_replayed_and_the_next_run_se
     again = replayed_from(read_all(kafka_bootstrap, roomy, second["replayed"]))
     assert _position(dlq, 4, 1) in again
     assert sorted(landed + again) == sorted(_position(dlq, i, 1) for i in range(10))
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_letter_with_a_header_name_that_is_not_utf8_stops_the_replay_clearly(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    # Its headers cannot be touched (confluent-kafka leaves a NULL name: see read_headers):
+    # one clear line, the records before it replayed and committed, the process alive.
+    from tests.faults.rawproduce import produce as raw_produce
+
+    dlq = make_topic("badname.dlq", partitions=1)
+    target = make_topic("badname-target", partitions=1)
+    good = [("event_type", b"order.created")]
+    raw_produce(kafka_bootstrap, dlq, 0, [
+        (b"k0", b"{}", [(k.encode(), v) for k, v in good]),
+        (b"k1", b"{}", [(k.encode(), v) for k, v in good]),
+        (b"k2", b"{}", [(b"\xff\xfe", b"v")]),
+    ])  # fmt: skip
+    result = run_cli("replay", dlq, "-b", kafka_bootstrap, "--to", target)
+    assert result.exit_code == 2, result.stderr
+    assert f"{dlq}/0/2 has a header name that is not UTF-8" in one_error_line(result)
+    assert end_offsets(kafka_bootstrap, target, 1) == {0: 2}
+    assert committed(kafka_bootstrap, f"streamkit-replay.{dlq}", dlq, 1) == {0: 2}
